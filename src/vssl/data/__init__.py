@@ -1,0 +1,1 @@
+"""Datasets: item lists read from disk formats, the torch dataset, negative audio."""

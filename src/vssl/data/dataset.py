@@ -1,0 +1,59 @@
+"""The torch dataset shared by every format: AVItem list -> (image tensor, 3 s waveform).
+
+Loading errors propagate as ``MediaError`` naming the file: a broken sample is never replaced by
+another one. Training augmentation draws from a generator seeded by (seed, epoch, index), so an
+epoch is reproducible and a resumed run sees exactly the batches of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vssl.audio import AudioConfig, center_window, load_audio
+from vssl.data.items import AVItem
+from vssl.vision import ImageConfig, augment_image, eval_transform, load_image
+
+
+class AVDataset(Dataset):
+    """Items -> ``{"image": [3, S, S], "wave": [T], "index": int}``."""
+
+    def __init__(
+        self,
+        items: list[AVItem],
+        image_cfg: ImageConfig,
+        audio_cfg: AudioConfig,
+        train: bool = False,
+        seed: int = 0,
+    ):
+        self.items = items
+        self.image_cfg = image_cfg
+        self.audio_cfg = audio_cfg
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        self._eval_transform = eval_transform(image_cfg)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draw of ``epoch``."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load_wave(self, index: int) -> torch.Tensor:
+        """The item's central 3 s window at 16 kHz, ``[T]``."""
+        wave = load_audio(self.items[index].audio, self.audio_cfg.sample_rate)
+        return center_window(wave, self.audio_cfg)
+
+    def load_image(self, index: int) -> torch.Tensor:
+        """The item's frame, ``[3, S, S]``: augmented when training, resized when testing."""
+        image = load_image(self.items[index].image)
+        if not self.train:
+            return self._eval_transform(image)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return augment_image(image, self.image_cfg, rng)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        return {"image": self.load_image(index), "wave": self.load_wave(index), "index": index}

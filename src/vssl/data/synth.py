@@ -1,0 +1,672 @@
+"""The built-in synthetic audio-visual benchmark "synth".
+
+Every frame shows ONE sounding object and up to ``max_distractors`` equally salient SILENT objects of
+other classes on a cluttered background; the audio is the sounding class's signature plus faint
+ambience. A model that only learned "what is salient" lights up distractors (and does so for silence
+and noise too); a model that listens picks the sounding object.
+
+Each class pairs a look (shape, hue, texture) with a sound (see ``SYNTH_CLASSES``). A sample is fully
+determined by ``(seed, split, index)``: its generator is seeded with ``SeedSequence([seed, split_id,
+index])``, so any sample can be regenerated alone and split sizes never change other samples.
+
+On-disk layout written by :func:`generate` (``{id}`` is e.g. ``train_000123``)::
+
+    root/frames/{id}.jpg        RGB, image_size x image_size, JPEG quality 92
+    root/audio/{id}.wav         mono, sample_rate Hz, PCM_16, duration s
+    root/masks/{id}.png         L, 255 on the visible pixels of the sounding object, 0 elsewhere
+    root/annotations.json       written last and atomically:
+        {"version": 1, "config": {SynthConfig fields}, "classes": [name, ...],
+         "items": [{"id", "split": "train" | "calibration" | "test", "label": class name,
+                    "box": [xmin, ymin, xmax, ymax] (pixels, max exclusive: the tight box of the mask),
+                    "width", "height", "classes_in_frame": [sounding class, distractor classes...]}, ...]}
+"""
+
+from __future__ import annotations
+
+import colorsys
+import io
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import soundfile as sf
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from vssl.data.items import AVItem
+from vssl.errors import ConfigError, DatasetError
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "calibration", "test")
+FORMAT_VERSION = 1
+_ID_PATTERN = re.compile(r"^(train|calibration|test)_\d{6}$")
+_SUPERSAMPLE = 4  # shapes are drawn 4x larger then box-filtered: anti-aliased edges
+_MAX_ROTATION = 25.0  # degrees; more would turn a square into a diamond
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What :func:`generate` builds; the same config always yields byte-identical files."""
+
+    seed: int = 0
+    """Root seed; sample (split, index) is drawn from SeedSequence([seed, split_id, index])."""
+    n_train: int = 2000
+    """Number of training samples."""
+    n_calibration: int = 200
+    """Held-out samples for calibrating universal thresholds."""
+    n_test: int = 300
+    """Evaluation samples."""
+    image_size: int = 224
+    """Side of the stored square frames, in pixels."""
+    num_classes: int = 8
+    """How many classes of the table are used (2..12)."""
+    max_distractors: int = 2
+    """Silent objects of other classes per frame: 0..max_distractors, uniformly."""
+    sample_rate: int = 16000
+    """Audio sample rate in Hz."""
+    duration: float = 3.0
+    """Audio clip length in seconds (the sound itself lasts at least half of it)."""
+
+    def __post_init__(self):
+        if not 2 <= self.num_classes <= len(SYNTH_CLASSES):
+            raise ConfigError(f"synth num_classes must be in 2..{len(SYNTH_CLASSES)}, got {self.num_classes}")
+        if not 0 <= self.max_distractors < self.num_classes:
+            raise ConfigError(f"synth max_distractors must be in 0..num_classes-1, got {self.max_distractors}")
+        if min(self.n_train, self.n_calibration, self.n_test) < 0:
+            raise ConfigError("synth split sizes must be >= 0")
+        if self.image_size < 32:
+            raise ConfigError(f"synth image_size must be >= 32, got {self.image_size}")
+        if self.sample_rate < 8000 or self.duration <= 0:
+            raise ConfigError("synth needs sample_rate >= 8000 and duration > 0")
+
+
+@dataclass(frozen=True)
+class SynthClass:
+    """One class: how it looks (shape, hue in degrees, texture) and how it sounds (kind + parameters)."""
+
+    name: str
+    shape: str
+    hue: float
+    texture: str
+    sound: str
+    params: Mapping[str, float]
+
+
+SYNTH_CLASSES: tuple[SynthClass, ...] = (
+    SynthClass("red-circle-hum", "circle", 0, "solid", "hum", {"f0_hz": 140, "vibrato_hz": 5, "depth": 0.03}),
+    SynthClass("yellow-square-hiss", "square", 55, "stripes", "noise", {"centre_hz": 5000, "octaves": 1.0}),
+    SynthClass(
+        "green-triangle-tick", "triangle", 120, "dots", "clicks", {"rate_hz": 6, "low_hz": 1000, "high_hz": 6000}
+    ),
+    SynthClass(
+        "cyan-star-chirp",
+        "star",
+        185,
+        "checker",
+        "sweeps",
+        {"start_hz": 400, "end_hz": 2400, "period_s": 0.5, "duty": 0.8},
+    ),
+    SynthClass("blue-ring-beep", "ring", 235, "solid", "beeps", {"freq_hz": 1000, "rate_hz": 4, "duty": 0.5}),
+    SynthClass(
+        "magenta-cross-drone",
+        "cross",
+        300,
+        "stripes",
+        "hum",
+        {"f0_hz": 330, "vibrato_hz": 0, "depth": 0, "tremolo_hz": 11, "odd_only": 1},
+    ),
+    SynthClass("orange-hexagon-rumble", "hexagon", 28, "dots", "noise", {"centre_hz": 300, "octaves": 1.2, "am_hz": 2}),
+    SynthClass(
+        "violet-diamond-swoop",
+        "diamond",
+        270,
+        "checker",
+        "sweeps",
+        {"start_hz": 3500, "end_hz": 700, "period_s": 0.75, "duty": 0.8},
+    ),
+    SynthClass(
+        "lime-crescent-buzz", "crescent", 90, "solid", "clicks", {"rate_hz": 40, "low_hz": 2000, "high_hz": 4500}
+    ),
+    SynthClass(
+        "azure-pentagon-siren", "pentagon", 210, "stripes", "siren", {"low_hz": 650, "high_hz": 870, "rate_hz": 1.6}
+    ),
+    SynthClass(
+        "teal-arrow-whistle", "arrow", 160, "dots", "warble", {"centre_hz": 2000, "depth_hz": 300, "rate_hz": 3}
+    ),
+    SynthClass("pink-heart-knock", "heart", 330, "checker", "knocks", {"freq_hz": 180, "period_s": 0.6, "gap_s": 0.18}),
+)
+
+
+def synth_class_names(num_classes: int) -> list[str]:
+    """Names of the first ``num_classes`` classes of the table, e.g. ``"red-circle-hum"``."""
+    if not 1 <= num_classes <= len(SYNTH_CLASSES):
+        raise ConfigError(f"synth supports 1..{len(SYNTH_CLASSES)} classes, got {num_classes}")
+    return [c.name for c in SYNTH_CLASSES[:num_classes]]
+
+
+class SynthSample(NamedTuple):
+    """One rendered sample; ``box`` is pixel (xmin, ymin, xmax, ymax) with max exclusive, ``mask`` is [H, W] bool."""
+
+    image: Image.Image
+    waveform: np.ndarray
+    box: tuple[int, int, int, int]
+    mask: np.ndarray
+    label: str
+    classes_in_frame: list[str]
+
+
+def render_sample(cfg: SynthConfig, split: str, index: int) -> SynthSample:
+    """Render sample ``index`` of ``split`` in memory; the waveform is float32 [N] in [-1, 1]."""
+    if split not in SPLITS:
+        raise DatasetError(f"unknown synth split {split!r}; valid splits: {', '.join(SPLITS)}")
+    image_seq, audio_seq, layout_seq = np.random.SeedSequence([cfg.seed, SPLITS.index(split), index]).spawn(3)
+    label = index % cfg.num_classes  # balanced classes, independent of split sizes
+    layout_rng = np.random.default_rng(layout_seq)
+    others = [c for c in range(cfg.num_classes) if c != label]
+    n_distractors = int(layout_rng.integers(0, cfg.max_distractors + 1))
+    distractors = [int(c) for c in layout_rng.choice(others, size=n_distractors, replace=False)]
+    image, mask = _render_image(np.random.default_rng(image_seq), cfg.image_size, label, distractors)
+    waveform = _render_audio(np.random.default_rng(audio_seq), cfg, SYNTH_CLASSES[label])
+    ys, xs = np.nonzero(mask)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    names = [SYNTH_CLASSES[c].name for c in [label, *distractors]]
+    return SynthSample(image, waveform, box, mask, names[0], names)
+
+
+# ----------------------------------------------------------------------------------------------- images
+
+
+def _render_image(rng: np.random.Generator, size: int, label: int, distractors: list[int]):
+    """Background + objects; returns (PIL RGB image, [H, W] bool mask of the sounding object)."""
+    canvas = _background(rng, size)
+    placements = _place_objects(rng, size, 1 + len(distractors))
+    for cls, placement in zip(distractors, placements[1:], strict=True):
+        _paste_object(rng, canvas, SYNTH_CLASSES[cls], placement)
+    # The sounding object is drawn last, so it is never hidden even if placement had to overlap.
+    alpha, (x0, y0) = _paste_object(rng, canvas, SYNTH_CLASSES[label], placements[0])
+    mask = np.zeros((size, size), dtype=bool)
+    mask[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]] = alpha >= 0.5
+    canvas += 0.012 * rng.standard_normal(canvas.shape, dtype=np.float32)  # sensor noise, so nothing is perfectly flat
+    pixels = np.clip(canvas * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB"), mask
+
+
+def _paste_object(rng: np.random.Generator, canvas: np.ndarray, cls: SynthClass, placement) -> tuple:
+    """Alpha-blend one object into ``canvas`` in place; returns (alpha [D, D], top-left (x0, y0))."""
+    cx, cy, diameter = placement
+    alpha, colour = _object_patch(rng, cls, diameter)
+    x0, y0 = int(round(cx - diameter / 2)), int(round(cy - diameter / 2))
+    region = canvas[y0 : y0 + diameter, x0 : x0 + diameter]
+    region += alpha[..., None] * (colour - region)
+    return alpha, (x0, y0)
+
+
+def _muted_colour(rng: np.random.Generator) -> np.ndarray:
+    """A low-saturation, mid-value colour: background material that should not look like an object."""
+    return np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.05, 0.3), rng.uniform(0.35, 0.75)))
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Cluttered, low-contrast background, float32 [H, W, 3] in [0, 1]: gradient, blobs, texture, shapes, lines.
+
+    The smooth layers are drawn at a quarter of the resolution and upsampled (4x to 16x cheaper).
+    """
+    low = max(16, size // 4)
+    yy, xx = (np.mgrid[0:low, 0:low].astype(np.float32) + 0.5) / low
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = xx * math.cos(angle) + yy * math.sin(angle)
+    ramp = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
+    c0, c1 = _muted_colour(rng), _muted_colour(rng)
+    canvas = c0 + ramp[..., None] * (c1 - c0)
+    for _ in range(rng.integers(5, 11)):  # soft blobs
+        cx, cy, rx, ry = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.25), rng.uniform(0.05, 0.25)
+        blob = np.exp(-((((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2) ** 2))
+        canvas += rng.uniform(0.1, 0.3) * blob[..., None] * (_muted_colour(rng) - canvas)
+    coarse = Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8), "L").resize((low, low), Image.BILINEAR)
+    canvas += (np.asarray(coarse, dtype=np.float32)[..., None] / 255.0 - 0.5) * 0.08
+    smooth = Image.fromarray(np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8), "RGB")
+    image = smooth.resize((size, size), Image.BICUBIC)
+    lines = image.copy()
+    draw = ImageDraw.Draw(lines)
+    for _ in range(rng.integers(2, 5)):  # faint background shapes: clutter that is not a salient object
+        x0, y0 = rng.uniform(-0.1, 0.9, 2) * size
+        x1, y1 = x0 + rng.uniform(0.1, 0.5) * size, y0 + rng.uniform(0.1, 0.5) * size
+        colour = tuple(int(v * 255) for v in _muted_colour(rng))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x0, y0, x1, y1], fill=colour)
+    for _ in range(rng.integers(3, 9)):
+        points = [tuple(float(v) for v in rng.uniform(0, size, 2)) for _ in range(2)]
+        colour = tuple(int(v * 255) for v in _muted_colour(rng))
+        draw.line(points, fill=colour, width=int(rng.integers(1, max(2, size // 75) + 1)))
+    return np.asarray(Image.blend(image, lines, 0.35), dtype=np.float32) / 255.0
+
+
+def _place_objects(rng: np.random.Generator, size: int, count: int) -> list[tuple[float, float, int]]:
+    """(centre x, centre y, diameter) per object, inside the frame, non-overlapping when possible.
+
+    Diameters are 18-40 % of the frame side for every object, sounding or not (equal salience).
+    """
+    placed: list[tuple[float, float, int]] = []
+    for _ in range(count):
+        diameter = int(round(rng.uniform(0.18, 0.40) * size))
+        radius = diameter / 2
+        best, best_clearance = None, -math.inf
+        for _attempt in range(40):
+            cx, cy = rng.uniform(radius, size - radius, 2)
+            clearance = min((math.hypot(cx - px, cy - py) - radius - pd / 2 for px, py, pd in placed), default=0)
+            if clearance > best_clearance:
+                best, best_clearance = (float(cx), float(cy), diameter), clearance
+            if clearance >= 2:
+                break
+        placed.append(best)
+    return placed
+
+
+def _shape_outline(shape: str, rotation: float) -> list[tuple[str, list[tuple[float, float]], int]]:
+    """Drawing ops in unit coordinates (object inside the unit circle, y down): (kind, points, fill)."""
+
+    def rotate(points):
+        c, s = math.cos(rotation), math.sin(rotation)
+        return [(x * c - y * s, x * s + y * c) for x, y in points]
+
+    def regular(n, radius=1.0, start=-math.pi / 2):
+        return [
+            (radius * math.cos(start + 2 * math.pi * k / n), radius * math.sin(start + 2 * math.pi * k / n))
+            for k in range(n)
+        ]
+
+    disc = [(-1.0, -1.0), (1.0, 1.0)]
+    if shape == "circle":
+        return [("ellipse", disc, 255)]
+    if shape == "ring":
+        return [("ellipse", disc, 255), ("ellipse", [(-0.55, -0.55), (0.55, 0.55)], 0)]
+    if shape == "crescent":
+        dx, dy = rotate([(0.45, -0.2)])[0]
+        return [("ellipse", disc, 255), ("ellipse", [(dx - 0.85, dy - 0.85), (dx + 0.85, dy + 0.85)], 0)]
+    if shape == "star":
+        points = [p for k, p in enumerate(regular(10)) if k % 2 == 0]
+        inner = regular(10, 0.45)
+        points = [q for pair in zip(points, inner[1::2], strict=True) for q in pair]
+    elif shape == "cross":
+        a, b = 0.3, 0.95
+        points = [
+            (-a, -b),
+            (a, -b),
+            (a, -a),
+            (b, -a),
+            (b, a),
+            (a, a),
+            (a, b),
+            (-a, b),
+            (-a, a),
+            (-b, a),
+            (-b, -a),
+            (-a, -a),
+        ]
+    elif shape == "arrow":
+        points = [(-1, -0.22), (0.1, -0.22), (0.1, -0.6), (0.95, 0), (0.1, 0.6), (0.1, 0.22), (-1, 0.22)]
+    elif shape == "heart":
+        ts = np.linspace(0, 2 * math.pi, 48, endpoint=False)
+        xs = 16 * np.sin(ts) ** 3 / 17
+        ys = -(13 * np.cos(ts) - 5 * np.cos(2 * ts) - 2 * np.cos(3 * ts) - np.cos(4 * ts)) / 17 - 0.15
+        points = list(zip(xs.tolist(), ys.tolist(), strict=True))
+    else:
+        points = {
+            "square": [(-0.7, -0.7), (0.7, -0.7), (0.7, 0.7), (-0.7, 0.7)],
+            "triangle": regular(3, start=-math.pi / 2),
+            "diamond": [(0, -1), (0.6, 0), (0, 1), (-0.6, 0)],
+            "hexagon": regular(6, start=0.0),
+            "pentagon": regular(5),
+        }[shape]
+    return [("polygon", rotate(points), 255)]
+
+
+def _shape_alpha(shape: str, diameter: int, rotation: float) -> np.ndarray:
+    """Anti-aliased coverage [diameter, diameter] float in [0, 1] of a shape filling the patch's inscribed circle."""
+    side = diameter * _SUPERSAMPLE
+    image = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(image)
+    half = side / 2
+
+    def to_px(points):
+        return [(half + x * (half - 1), half + y * (half - 1)) for x, y in points]
+
+    for kind, points, fill in _shape_outline(shape, rotation):
+        if kind == "ellipse":
+            draw.ellipse(to_px(points), fill=fill)
+        else:
+            draw.polygon(to_px(points), fill=fill)
+    return np.asarray(image.resize((diameter, diameter), Image.BOX), dtype=np.float64) / 255.0
+
+
+def _texture(kind: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Share of the second tone per pixel (0 = base colour) in object coordinates (radius 1)."""
+    if kind == "stripes":
+        return np.clip(0.5 + 1.5 * np.sin(math.pi * (u + v) / 0.42), 0, 1)
+    if kind == "dots":
+        gu, gv = (u / 0.5) % 1 - 0.5, (v / 0.5) % 1 - 0.5
+        return np.clip((0.2 - np.hypot(gu, gv)) / 0.06, 0, 1)
+    if kind == "checker":
+        return np.clip(0.5 + 1.5 * np.sin(math.pi * u / 0.45) * np.sin(math.pi * v / 0.45), 0, 1)
+    return np.zeros_like(u)
+
+
+def _object_patch(rng: np.random.Generator, cls: SynthClass, diameter: int) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha [D, D], colour [D, D, 3]) of one object with random rotation and colour jitter."""
+    rotation = math.radians(rng.uniform(-_MAX_ROTATION, _MAX_ROTATION))
+    alpha = _shape_alpha(cls.shape, diameter, rotation)
+    hue = (cls.hue + rng.uniform(-6, 6)) / 360.0 % 1.0
+    base = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.75, 1.0), rng.uniform(0.8, 1.0)))
+    luminance = float(base @ np.array([0.299, 0.587, 0.114]))
+    # The texture's second tone stays in the same hue: darker for light colours, lighter for dark ones.
+    second = base * 0.45 + (0.55 if luminance < 0.45 else 0.0)
+    coords = (np.arange(diameter) + 0.5) / diameter * 2 - 1
+    yy, xx = np.meshgrid(coords, coords, indexing="ij")
+    c, s = math.cos(rotation), math.sin(rotation)
+    share = _texture(cls.texture, xx * c + yy * s, -xx * s + yy * c)[..., None]
+    return alpha, base + share * (second - base)
+
+
+# ------------------------------------------------------------------------------------------------ audio
+
+
+def _render_audio(rng: np.random.Generator, cfg: SynthConfig, cls: SynthClass) -> np.ndarray:
+    """Class signature (random length >= half the clip, onset, peak -20..-3 dBFS) over ambience; float32 [N]."""
+    n = int(round(cfg.duration * cfg.sample_rate))
+    length = int(rng.integers(n // 2, n + 1))
+    onset = int(rng.integers(0, n - length + 1))  # any onset in [0, n - length] covers the clip's centre
+    t = np.arange(length) / cfg.sample_rate
+    signature = _SOUNDS[cls.sound](rng, t, cfg.sample_rate, **cls.params)
+    fade = min(length // 2, int(0.01 * cfg.sample_rate))
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, math.pi, fade))
+    signature[:fade] *= ramp
+    signature[length - fade :] *= ramp[::-1]
+    signature *= 10 ** (rng.uniform(-20, -3) / 20) / (np.abs(signature).max() + 1e-12)
+    out = _ambience(rng, n, cfg.sample_rate)
+    out[onset : onset + length] += signature
+    peak = np.abs(out).max()
+    if peak > 0.99:
+        out *= 0.99 / peak
+    return out.astype(np.float32)
+
+
+def _ambience(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    """Pink-ish noise at -45..-30 dBFS RMS, sometimes with a faint mains hum."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / sr)
+    noise = np.fft.irfft(spectrum / np.sqrt(np.maximum(freqs, 20.0)), n)
+    noise *= 10 ** (rng.uniform(-45, -30) / 20) / (np.sqrt(np.mean(noise**2)) + 1e-12)
+    if rng.random() < 0.5:
+        t = np.arange(n) / sr
+        mains = rng.choice([50.0, 60.0])
+        hum = sum(np.sin(2 * math.pi * k * mains * t + rng.uniform(0, 2 * math.pi)) / k for k in (1, 2, 3))
+        noise += hum * 10 ** (rng.uniform(-50, -40) / 20)
+    return noise
+
+
+def _fast_len(n: int) -> int:
+    """Next power of two >= n: FFTs of such sizes are fast, those of large prime sizes are not."""
+    return 1 << (n - 1).bit_length()
+
+
+def _fft_convolve(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    size = _fast_len(len(x) + len(kernel) - 1)
+    return np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(kernel, size), size)[: len(x)]
+
+
+def _bandpass(x: np.ndarray, sr: int, low_hz: float, high_hz: float) -> np.ndarray:
+    """Zero-phase band-pass with soft (logistic) edges, by FFT masking."""
+    size = _fast_len(len(x))
+    freqs = np.fft.rfftfreq(size, 1 / sr)
+    gain = 1 / (1 + np.exp(-(freqs - low_hz) / (0.1 * low_hz))) / (1 + np.exp((freqs - high_hz) / (0.1 * high_hz)))
+    return np.fft.irfft(np.fft.rfft(x, size) * gain, size)[: len(x)]
+
+
+def _smooth_gate(on: np.ndarray, sr: int) -> np.ndarray:
+    """Smooth a step signal (a 0/1 gate, or a pitch that jumps) over 5 ms, so tones do not click."""
+    window = np.hanning(int(0.005 * sr) + 1)
+    return np.convolve(on.astype(np.float64), window / window.sum(), mode="same")
+
+
+def _phase(freq: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    return 2 * math.pi * np.cumsum(freq) / sr + rng.uniform(0, 2 * math.pi)
+
+
+def _sound_hum(rng, t, sr, f0_hz, vibrato_hz, depth, tremolo_hz=0.0, odd_only=0):
+    """Harmonic stack (1/k amplitudes) with vibrato and optional tremolo; odd harmonics only for a reedy drone."""
+    f0 = f0_hz * rng.uniform(0.94, 1.06)
+    freq = f0 * (1 + depth * np.sin(2 * math.pi * vibrato_hz * rng.uniform(0.9, 1.1) * t + rng.uniform(0, 7)))
+    phase = _phase(freq, sr, rng)
+    ks = range(1, 13, 2 if odd_only else 1)
+    x = sum(np.sin(k * phase + rng.uniform(0, 7)) / k for k in ks if k * f0 * (1 + depth) < 0.45 * sr)
+    if tremolo_hz:
+        x = x * (0.6 + 0.4 * np.sin(2 * math.pi * tremolo_hz * rng.uniform(0.9, 1.1) * t))
+    return x
+
+
+def _sound_noise(rng, t, sr, centre_hz, octaves, am_hz=0.0):
+    """Noise band centred at ``centre_hz`` (Gaussian in log-frequency), optionally slowly amplitude-modulated."""
+    size = _fast_len(len(t))
+    spectrum = np.fft.rfft(rng.standard_normal(size))
+    freqs = np.maximum(np.fft.rfftfreq(size, 1 / sr), 1.0)
+    centre = centre_hz * rng.uniform(0.92, 1.08)
+    x = np.fft.irfft(spectrum * np.exp(-0.5 * (np.log2(freqs / centre) / (octaves / 2)) ** 2), size)[: len(t)]
+    if am_hz:
+        x *= 0.55 + 0.45 * np.sin(2 * math.pi * am_hz * rng.uniform(0.9, 1.1) * t + rng.uniform(0, 7))
+    return x
+
+
+def _sound_clicks(rng, t, sr, rate_hz, low_hz, high_hz):
+    """Band-limited click train: a slow tick or, at high rates, a buzz."""
+    period = sr / (rate_hz * rng.uniform(0.9, 1.1))
+    times = np.arange(rng.uniform(0, period), len(t), period)
+    times = np.clip(np.round(times + rng.normal(0, 0.02 * period, len(times))), 0, len(t) - 1).astype(int)
+    impulses = np.zeros(len(t))
+    impulses[times] = rng.uniform(0.7, 1.0, len(times))
+    burst_t = np.arange(int(0.01 * sr))
+    burst = rng.standard_normal(len(burst_t)) * np.exp(-burst_t / (0.002 * sr))
+    return _bandpass(_fft_convolve(impulses, burst), sr, low_hz, high_hz)
+
+
+def _sound_sweeps(rng, t, sr, start_hz, end_hz, period_s, duty):
+    """Repeated exponential sweeps from ``start_hz`` to ``end_hz`` (rising or falling chirps)."""
+    period, scale = period_s * rng.uniform(0.9, 1.1), rng.uniform(0.93, 1.07)
+    position = ((t + rng.uniform(0, period)) % period) / period
+    freq = scale * start_hz * (end_hz / start_hz) ** np.minimum(position / duty, 1.0)
+    phase = _phase(freq, sr, rng)
+    return (np.sin(phase) + 0.3 * np.sin(2 * phase)) * _smooth_gate(position < duty, sr)
+
+
+def _sound_beeps(rng, t, sr, freq_hz, rate_hz, duty):
+    """Steady tone switched on and off at ``rate_hz``."""
+    freq = freq_hz * rng.uniform(0.95, 1.05)
+    on = ((t * rate_hz * rng.uniform(0.9, 1.1) + rng.random()) % 1.0) < duty
+    phase = _phase(np.full(len(t), freq), sr, rng)
+    return (np.sin(phase) + 0.2 * np.sin(2 * phase)) * _smooth_gate(on, sr)
+
+
+def _sound_siren(rng, t, sr, low_hz, high_hz, rate_hz):
+    """Two-tone siren: alternates between two pitches, never silent."""
+    scale = rng.uniform(0.95, 1.05)
+    high = ((t * rate_hz * rng.uniform(0.9, 1.1) + rng.random()) % 1.0) < 0.5
+    freq = scale * np.where(high, high_hz, low_hz)
+    phase = _phase(_smooth_gate(freq, sr), sr, rng)
+    return np.sin(phase) + 0.5 * np.sin(2 * phase) + 0.25 * np.sin(3 * phase)
+
+
+def _sound_warble(rng, t, sr, centre_hz, depth_hz, rate_hz):
+    """Pure whistle whose pitch swings sinusoidally around ``centre_hz``."""
+    freq = centre_hz * rng.uniform(0.95, 1.05) + depth_hz * np.sin(
+        2 * math.pi * rate_hz * rng.uniform(0.9, 1.1) * t + rng.uniform(0, 7)
+    )
+    return np.sin(_phase(freq, sr, rng))
+
+
+def _sound_knocks(rng, t, sr, freq_hz, period_s, gap_s):
+    """Pairs of low damped knocks ("knock-knock") every ``period_s``."""
+    period = period_s * rng.uniform(0.9, 1.1)
+    starts = np.arange(rng.uniform(0, period), t[-1], period)
+    times = np.concatenate([starts, starts + gap_s * rng.uniform(0.9, 1.1)])
+    impulses = np.zeros(len(t))
+    impulses[np.clip((times * sr).astype(int), 0, len(t) - 1)] = 1.0
+    kt = np.arange(int(0.15 * sr)) / sr
+    knock = np.sin(2 * math.pi * freq_hz * rng.uniform(0.93, 1.07) * kt) * np.exp(-kt / 0.03)
+    knock[: int(0.004 * sr)] += rng.standard_normal(int(0.004 * sr)) * 0.5  # the hit itself
+    return _fft_convolve(impulses, knock)
+
+
+_SOUNDS = {
+    "hum": _sound_hum,
+    "noise": _sound_noise,
+    "clicks": _sound_clicks,
+    "sweeps": _sound_sweeps,
+    "beeps": _sound_beeps,
+    "siren": _sound_siren,
+    "warble": _sound_warble,
+    "knocks": _sound_knocks,
+}
+
+
+# ----------------------------------------------------------------------------------------- files on disk
+
+
+def _split_sizes(cfg: SynthConfig) -> list[tuple[str, int]]:
+    return [("train", cfg.n_train), ("calibration", cfg.n_calibration), ("test", cfg.n_test)]
+
+
+def _is_current(annotations: Path, cfg: SynthConfig) -> bool:
+    """Whether ``annotations`` is a finished dataset made with exactly this config."""
+    try:
+        data = json.loads(annotations.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("version") == FORMAT_VERSION and data.get("config") == asdict(cfg)
+
+
+def _write_sample(cfg: SynthConfig, root: Path, split: str, index: int) -> dict:
+    """Render one sample, write its frame, audio and mask, return its annotation entry."""
+    sample = render_sample(cfg, split, index)
+    sample_id = f"{split}_{index:06d}"
+    sample.image.save(root / "frames" / f"{sample_id}.jpg", quality=92)
+    # Encoded in memory: writing through libsndfile to a path fsyncs every file (3 ms each).
+    wav = io.BytesIO()
+    sf.write(wav, sample.waveform, cfg.sample_rate, format="WAV", subtype="PCM_16")
+    (root / "audio" / f"{sample_id}.wav").write_bytes(wav.getvalue())
+    Image.fromarray(sample.mask.astype(np.uint8) * 255, "L").save(root / "masks" / f"{sample_id}.png")
+    return {
+        "id": sample_id,
+        "split": split,
+        "label": sample.label,
+        "box": list(sample.box),
+        "width": cfg.image_size,
+        "height": cfg.image_size,
+        "classes_in_frame": sample.classes_in_frame,
+    }
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON to a temporary file next to ``path`` and rename it: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _remove_stale_files(root: Path, ids: set[str]) -> None:
+    """Delete sample files of an earlier, larger generation (only names this module writes)."""
+    for sub in ("frames", "audio", "masks"):
+        for path in (root / sub).iterdir():
+            if _ID_PATTERN.match(path.stem) and path.stem not in ids:
+                path.unlink()
+
+
+def generate(cfg: SynthConfig, root: Path, progress: bool = True) -> Path:
+    """Write the dataset of ``cfg`` under ``root`` (layout in the module docstring) and return ``root``.
+
+    If ``root/annotations.json`` already describes this exact config the dataset is reused untouched.
+    ``annotations.json`` is written last and atomically, so an interrupted run leaves no valid dataset.
+    """
+    root = Path(root)
+    annotations = root / "annotations.json"
+    if _is_current(annotations, cfg):
+        logger.info("synth dataset at %s is up to date; reusing it", root)
+        return root
+    annotations.unlink(missing_ok=True)  # invalidate an older dataset before touching its files
+    for sub in ("frames", "audio", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    jobs = [(split, index) for split, count in _split_sizes(cfg) for index in range(count)]
+    items = [
+        _write_sample(cfg, root, split, index)
+        for split, index in tqdm(jobs, desc="synth", unit="sample", disable=not progress)
+    ]
+    _remove_stale_files(root, {item["id"] for item in items})
+    _write_json_atomic(
+        annotations,
+        {
+            "version": FORMAT_VERSION,
+            "config": asdict(cfg),
+            "classes": synth_class_names(cfg.num_classes),
+            "items": items,
+        },
+    )
+    logger.info("wrote %d synth samples to %s", len(items), root)
+    return root
+
+
+def _item_from_entry(root: Path, entry: dict, has_masks: bool, source: Path) -> AVItem:
+    """One annotation entry -> AVItem with the box normalised by the frame size."""
+    try:
+        sample_id, width, height = entry["id"], float(entry["width"]), float(entry["height"])
+        xmin, ymin, xmax, ymax = (float(v) for v in entry["box"])
+        label, classes = entry["label"], tuple(entry["classes_in_frame"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"{source}: malformed item {entry!r}: {exc}") from exc
+    if not (0 <= xmin < xmax <= width and 0 <= ymin < ymax <= height):
+        raise DatasetError(f"{source}: item {sample_id}: box {entry['box']} is not inside its {width}x{height} frame")
+    return AVItem(
+        id=sample_id,
+        image=root / "frames" / f"{sample_id}.jpg",
+        audio=root / "audio" / f"{sample_id}.wav",
+        boxes=((xmin / width, ymin / height, xmax / width, ymax / height),),
+        mask=root / "masks" / f"{sample_id}.png" if has_masks else None,
+        label=label,
+        classes=classes,
+    )
+
+
+def read_synth(root: Path, split: str) -> list[AVItem]:
+    """Items of one split ("train", "calibration" or "test") of a dataset written by :func:`generate`."""
+    if split not in SPLITS:
+        raise DatasetError(f"unknown synth split {split!r}; valid splits: {', '.join(SPLITS)}")
+    root = Path(root)
+    annotations = root / "annotations.json"
+    if not annotations.is_file():
+        raise DatasetError(f"{annotations}: missing; create the dataset with vssl.data.synth.generate()")
+    for sub in ("frames", "audio"):
+        if not (root / sub).is_dir():
+            raise DatasetError(f"{root / sub}: missing directory of the synth dataset")
+    try:
+        data = json.loads(annotations.read_text())
+        entries = data["items"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{annotations}: not a synth annotation file ({exc})") from exc
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise DatasetError(f"{annotations}: 'items' must be a list of objects")
+    if data.get("version") != FORMAT_VERSION:
+        raise DatasetError(f"{annotations}: version {data.get('version')!r}, expected {FORMAT_VERSION}")
+    has_masks = (root / "masks").is_dir()
+    return [_item_from_entry(root, e, has_masks, annotations) for e in entries if e.get("split") == split]

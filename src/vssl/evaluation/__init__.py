@@ -1,0 +1,1 @@
+"""Evaluation on positive and negative audio: maps, thresholds, metrics, reports."""

@@ -1,0 +1,113 @@
+"""Reports: ``report.json`` (machine-readable), ``report.md`` (for people) and figures.
+
+Figures use an absolute colour scale and print each map's min and max, so a flat, low map under
+silence is visible as such; a per-image min-max rescaling would hide abstention.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from vssl.atomic import write_atomic, write_text_atomic  # noqa: E402
+from vssl.evaluation import metrics as M  # noqa: E402
+from vssl.evaluation.maps import CONDITIONS, NEGATIVES, EvalMaps  # noqa: E402
+from vssl.evaluation.protocol import HEADLINE_THRESHOLD  # noqa: E402
+from vssl.vision import load_image  # noqa: E402
+
+COLORS = {"positive": "tab:green", "silence": "tab:gray", "noise": "tab:orange", "offscreen": "tab:purple"}
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(report, indent=2) + "\n")
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+def maxima_histogram(run: EvalMaps, thresholds: dict[str, float], title: str, path: Path) -> Path:
+    """Histogram of per-map maxima ((cos+1)/2) for positive and each negative type, thresholds marked."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for cond in CONDITIONS:
+        maxima = M.to_unit_scale(M.peak(run.maps[cond])).numpy()
+        ax.hist(maxima, bins=40, range=(0, 1), alpha=0.55, label=cond, color=COLORS[cond])
+    for name, value in thresholds.items():
+        ax.axvline(value, linestyle="--" if name != HEADLINE_THRESHOLD else "-", color="k", linewidth=0.8)
+        ax.text(value, ax.get_ylim()[1] * 0.95, name, rotation=90, va="top", ha="right", fontsize=7)
+    ax.set_xlabel("per-map maximum, (cos+1)/2")
+    ax.set_ylabel("maps")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def example_grid(run: EvalMaps, title: str, path: Path, count: int = 4) -> Path:
+    """Rows of examples; columns = frame, then the map under each condition on a fixed [0, 1] scale."""
+    fig, axes = plt.subplots(count, 1 + len(CONDITIONS), figsize=(2.2 * (1 + len(CONDITIONS)), 2.3 * count))
+    for row in range(count):
+        item = run.items[row]
+        frame = load_image(item.image)
+        axes[row, 0].imshow(frame)
+        w, h = frame.size
+        for x0, y0, x1, y1 in item.boxes:
+            axes[row, 0].add_patch(
+                plt.Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, fill=False, color="lime", lw=1.5)
+            )
+        axes[row, 0].set_title(item.label or item.id, fontsize=7)
+        for col, cond in enumerate(CONDITIONS, start=1):
+            unit = M.to_unit_scale(M.upsample(run.maps[cond][row : row + 1]))[0]
+            image = axes[row, col].imshow(unit.numpy(), vmin=0.0, vmax=1.0, cmap="jet")
+            axes[row, col].set_title(f"{cond}\nmin {unit.min():.2f} max {unit.max():.2f}", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=axes, shrink=0.6, label="(cos+1)/2")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The demo/eval report as a Markdown page: one table per metric family, protocol spelled out."""
+    methods = report["methods"]
+    names = list(methods)
+    header = "| metric | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
+
+    def row(label: str, get) -> str:
+        return f"| {label} | " + " | ".join(_pct(get(methods[n])) for n in names) + " |\n"
+
+    lines = [f"# {report.get('title', 'vssl report')}\n", "Values in %. " + report.get("summary", "") + "\n"]
+    lines.append("## Positive audio (visible samples)\n\n" + header)
+    lines.append(row(f"cIoU mean ({HEADLINE_THRESHOLD})", lambda m: m["ciou"]))
+    lines.append(row(f"AP50 ({HEADLINE_THRESHOLD})", lambda m: m["ap50"]))
+    lines.append(row(f"AUC ({HEADLINE_THRESHOLD})", lambda m: m["auc"]))
+    lines.append(row("AP50 (median protocol)", lambda m: m["median_ap50"]))
+    lines.append(row("AUC (median protocol)", lambda m: m["median_auc"]))
+    lines.append("\n## Negative audio\n\n" + header)
+    for neg in NEGATIVES:
+        lines.append(row(f"pIA {neg} (lower is better)", lambda m, n=neg: m["pia"][n]))
+    for neg in NEGATIVES:
+        lines.append(row(f"AOC {neg}", lambda m, n=neg: m["aoc"][n]))
+    for neg in NEGATIVES:
+        lines.append(row(f"separability {neg} (ROC-AUC)", lambda m, n=neg: m["separability"][n]))
+    lines.append(row("F_pos_neg", lambda m: m["f_pos_neg"]))
+    lines.append("\n## Calibrated universal thresholds, (cos+1)/2\n\n" + header)
+    for name in ("max", "max10", "maxq3"):
+        lines.append(f"| {name} | " + " | ".join(f"{methods[n]['thresholds'][name]:.4f}" for n in names) + " |\n")
+    lines.append("\n## Protocol\n\n")
+    lines.extend(f"- {k}: {v}\n" for k, v in report["protocol"].items())
+    for extra in report.get("notes", []):
+        lines.append(f"\n{extra}\n")
+    return "".join(lines)

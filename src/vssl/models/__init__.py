@@ -1,0 +1,1 @@
+"""Models: encoders, the audio-visual localizer, training objectives and the model registry."""

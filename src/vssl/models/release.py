@@ -1,0 +1,66 @@
+"""Release format: a folder with ``config.json`` (architecture, preprocessing, calibration) and
+``model.safetensors``. ``load_model`` is the one way to get a model for inference.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+
+from vssl.atomic import write_atomic, write_text_atomic
+from vssl.config import from_dict, to_dict
+from vssl.errors import VsslError
+from vssl.models.localizer import AVLocalizer, ModelConfig
+from vssl.models.registry import MODEL_SIZES, create_model
+
+RELEASE_FORMAT = "vssl-release/1"
+
+
+def save_release(model: AVLocalizer, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``folder/model.safetensors`` then ``folder/config.json`` (each atomically).
+
+    ``extra`` holds JSON metadata kept beside the architecture, e.g. ``{"calibration": {...}}``.
+    """
+    folder = Path(folder)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_atomic(folder / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
+    config = {"format": RELEASE_FORMAT, "model": to_dict(model.cfg), **(extra or {})}
+    write_text_atomic(folder / "config.json", json.dumps(config, indent=2) + "\n")
+    return folder
+
+
+def read_release_config(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise VsslError(f"{path}: missing; a vssl model folder holds config.json and model.safetensors") from None
+    except json.JSONDecodeError as exc:
+        raise VsslError(f"{path}: not valid JSON ({exc})") from exc
+    if config.get("format") != RELEASE_FORMAT:
+        raise VsslError(f"{path}: not a vssl release (format {config.get('format')!r}, expected {RELEASE_FORMAT})")
+    return config
+
+
+def load_model(name_or_path: str | Path, device: str = "cpu") -> AVLocalizer:
+    """A model in eval mode from a release folder, or a freshly initialised named size (``resnet18``...)."""
+    if isinstance(name_or_path, str) and name_or_path in MODEL_SIZES and not Path(name_or_path).exists():
+        return create_model(name_or_path).eval().to(device)
+    folder = Path(name_or_path)
+    config = read_release_config(folder)
+    model = AVLocalizer(from_dict(ModelConfig, config["model"]))
+    weights = folder / "model.safetensors"
+    try:
+        state = load_file(str(weights))
+    except FileNotFoundError:
+        raise VsslError(f"{weights}: missing") from None
+    except Exception as exc:
+        raise VsslError(f"{weights}: not a readable safetensors file ({exc})") from exc
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise VsslError(f"{weights}: weights do not match {folder / 'config.json'}: {exc}") from exc
+    return model.eval().to(device)

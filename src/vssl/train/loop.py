@@ -1,0 +1,209 @@
+"""The training loop: seeded, resumable, device- and precision-aware.
+
+A run folder holds ``config.yaml`` (the resolved config), ``metrics.csv``, ``tensorboard/`` (when
+tensorboard is installed), ``checkpoints/last.pt`` (rewritten atomically every
+``checkpoint_every`` steps and at every epoch end) and, when training ends, ``model/`` (release).
+Data order, augmentation and negative audio all derive from ``seed``, so ``resume`` continues
+exactly where an interrupted run stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from vssl.atomic import write_text_atomic
+from vssl.config import dump_yaml, to_dict
+from vssl.data.dataset import AVDataset
+from vssl.data.formats import read_items
+from vssl.errors import ConfigError
+from vssl.models.objectives import Batch, ObjectiveConfig, create_objective
+from vssl.models.registry import create_model
+from vssl.models.release import save_release
+from vssl.train.checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run."""
+
+    data: str = ""  # data spec FORMAT:ROOT, e.g. synth:./vssl-demo/data
+    split: str = "train"  # split of the dataset to train on
+    model: str = "resnet18"  # model size from the registry: resnet18, small, test
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-4  # Adam learning rate (the published value)
+    weight_decay: float = 1e-4
+    seed: int = 0  # seeds data order, augmentation, negatives and initialisation
+    device: str = "cpu"  # cpu, cuda, cuda:1, ...
+    amp: str = "none"  # autocast precision: none, bf16 or fp16 (fp16 uses a grad scaler; cuda only)
+    num_workers: int = 0  # DataLoader worker processes
+    checkpoint_every: int = 100  # steps between resume checkpoints (also written at every epoch end)
+    log_every: int = 10  # steps between metric rows
+    progress: bool = True  # show a progress bar
+
+
+class EpochOrder:
+    """Index order of one epoch, a permutation seeded by (seed, epoch), started at ``skip`` batches in."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, skip_batches: int = 0):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        usable = (n // batch_size) * batch_size  # drop the last partial batch: contrastive needs full batches
+        self.indices = order[skip_batches * batch_size : usable]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _validate(cfg: TrainConfig) -> None:
+    if not cfg.data:
+        raise ConfigError("train: no data spec given (data=FORMAT:ROOT)")
+    if cfg.amp not in AMP_DTYPES:
+        raise ConfigError(f"train: amp={cfg.amp!r} is not one of {sorted(AMP_DTYPES)}")
+    if cfg.batch_size < 2:
+        raise ConfigError("train: batch_size must be at least 2 (the batch is the pool of negatives)")
+
+
+class _MetricsLog:
+    """CSV rows (and TensorBoard scalars when available) of whatever the objective returns."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "metrics.csv"
+        self.fields: list[str] | None = None
+        if self.path.exists():
+            with open(self.path) as fh:
+                self.fields = next(csv.reader(fh), None)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+        except ImportError:
+            log.info("tensorboard is not installed: logging to metrics.csv only")
+            self.tb = None
+
+    def write(self, step: int, epoch: int, values: dict[str, float]) -> None:
+        row = {"step": step, "epoch": epoch, **values}
+        if self.fields is None:
+            self.fields = list(row)
+            with open(self.path, "w", newline="") as fh:
+                csv.writer(fh).writerow(self.fields)
+        with open(self.path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore").writerow(row)
+        if self.tb is not None:
+            for key, value in values.items():
+                self.tb.add_scalar(f"train/{key}", value, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
+    """Train per ``cfg`` into ``run_dir``; returns the release folder ``run_dir/model``."""
+    _validate(cfg)
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    if ckpt_path.exists() and not resume:
+        raise ConfigError(f"{run_dir}: holds a checkpoint already; pass --resume to continue it or use a new folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
+    device = torch.device(cfg.device)
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model).to(device)
+    dataset = AVDataset(read_items(cfg.data, cfg.split), model.cfg.image, model.cfg.audio, train=True, seed=cfg.seed)
+    if len(dataset) < cfg.batch_size:
+        raise ConfigError(f"train: {len(dataset)} items is fewer than one batch of {cfg.batch_size}")
+    objective = create_objective(cfg.objective, num_samples=model.cfg.audio.num_samples, seed=cfg.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    steps_per_epoch = len(dataset) // cfg.batch_size
+    step = 0
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        step = int(state["step"])
+        log.info("resumed %s at step %d", ckpt_path, step)
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            ckpt_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "step": step,
+                "config": to_dict(cfg),
+            },
+        )
+
+    metrics = _MetricsLog(run_dir)
+    total = steps_per_epoch * cfg.epochs
+    bar = tqdm(total=total, initial=step, disable=not cfg.progress, desc=f"train {cfg.objective.name}", unit="step")
+    autocast = (
+        torch.autocast(device.type, dtype=AMP_DTYPES[cfg.amp]) if AMP_DTYPES[cfg.amp] is not None else nullcontext()
+    )
+    model.train()
+    started, start_step = time.perf_counter(), step
+    while step < total:
+        epoch, done_in_epoch = divmod(step, steps_per_epoch)
+        dataset.set_epoch(epoch)
+        order = EpochOrder(len(dataset), cfg.batch_size, cfg.seed, epoch, skip_batches=done_in_epoch)
+        loader = DataLoader(
+            dataset,
+            batch_size=cfg.batch_size,
+            sampler=order,
+            num_workers=cfg.num_workers,
+            pin_memory=device.type == "cuda",
+            drop_last=True,
+            persistent_workers=False,
+        )
+        for sample in loader:
+            batch = Batch(
+                images=sample["image"].to(device, non_blocking=True),
+                waves=sample["wave"].to(device, non_blocking=True),
+                step=step,
+            )
+            with autocast:
+                out = objective(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(out["loss"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == total:
+                values = {k: float(v) for k, v in out.items()}
+                values["samples_per_s"] = (
+                    (step - start_step) * cfg.batch_size / max(time.perf_counter() - started, 1e-9)
+                )
+                metrics.write(step, epoch, values)
+                bar.set_postfix(loss=f"{values['loss']:.3f}")
+            if step % cfg.checkpoint_every == 0 or step % steps_per_epoch == 0:
+                checkpoint()
+    bar.close()
+    metrics.close()
+    checkpoint()
+    release = save_release(model.cpu(), run_dir / "model", extra={"training": to_dict(cfg)})
+    log.info("trained %d steps; release written to %s", step, release)
+    return release

@@ -1,0 +1,111 @@
+"""Image front end: file -> RGB PIL image -> normalised tensor ``[3, size, size]``.
+
+The evaluation transform matches the EZ-VSL family (bicubic resize of the whole frame to
+``size × size``, no crop, so boxes stay in full-frame coordinates); training augmentation resizes
+the shorter side, crops at random and flips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torchvision import transforms
+
+from vssl.errors import MediaError
+
+__all__ = ["ImageConfig", "MAX_IMAGE_PIXELS", "augment_image", "eval_transform", "load_image"]
+
+MAX_IMAGE_PIXELS: int | None = 100_000_000
+"""`load_image` refuses images with more pixels than this (None: no limit of ours).
+
+Pillow's own guard (``PIL.Image.MAX_IMAGE_PIXELS``, an error at twice its value) still applies
+when the file is opened; raise both to read larger images.
+"""
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """How a frame becomes the network's input (defaults: the EZ-VSL front end)."""
+
+    size: int = 224
+    """Side of the square network input, in pixels."""
+    train_resize: int = 246
+    """Shorter side before the random crop at train time, for ``size=224`` (scaled with ``size``)."""
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    """Per-channel mean subtracted after scaling to [0, 1] (ImageNet)."""
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    """Per-channel standard deviation divided by after the mean (ImageNet)."""
+
+    @property
+    def train_short_side(self) -> int:
+        """Shorter side before the random crop: ``train_resize`` scaled by ``size / 224``."""
+        return int(self.size * self.train_resize / 224)
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open an image file as a fully decoded RGB image, EXIF orientation applied.
+
+    Any mode is converted to RGB (alpha is dropped, as the reference code does; 16-bit
+    grey levels are scaled to 8 bits rather than saturated). Raises `MediaError` naming the
+    file when it is missing, not an image, corrupt, truncated or larger than `MAX_IMAGE_PIXELS`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "file not found" if not path.exists() else "not a regular file")
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            if MAX_IMAGE_PIXELS is not None and width * height > MAX_IMAGE_PIXELS:
+                raise MediaError(path, f"image has {width}×{height} pixels, above the limit {MAX_IMAGE_PIXELS}")
+            img.load()  # decode now, so corrupt or truncated files fail here
+            img = ImageOps.exif_transpose(img)
+            return _to_rgb(img)
+    except MediaError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise MediaError(path, f"image is too large for Pillow's limit: {err}") from err
+    except (OSError, SyntaxError, ValueError) as err:  # what Pillow raises for unreadable data
+        raise MediaError(path, f"cannot read image: {err}") from err
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB (a new image, independent of the open file)."""
+    if img.mode in _SIXTEEN_BIT_MODES:
+        # Pillow saturates 16-bit grey at 255 when converting; scale the full range instead.
+        grey = np.asarray(img, dtype=np.int64).clip(0, 65535)
+        img = Image.fromarray(((grey + 128) // 257).astype(np.uint8))
+    return img.convert("RGB")
+
+
+def eval_transform(cfg: ImageConfig = ImageConfig()) -> transforms.Compose:
+    """PIL RGB image -> ``[3, size, size]``: bicubic resize of the whole frame, no crop, normalise."""
+    return transforms.Compose(
+        [
+            transforms.Resize((cfg.size, cfg.size), interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.ToTensor(),
+            transforms.Normalize(cfg.mean, cfg.std),
+        ]
+    )
+
+
+def augment_image(image: Image.Image, cfg: ImageConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Training view ``[3, size, size]``: bicubic resize of the shorter side, random crop, random flip, normalise.
+
+    The randomness comes from ``rng`` alone (not torch's global state), so a seeded epoch is reproducible
+    in any worker process and after a resume.
+    """
+    short = cfg.train_short_side
+    image = transforms.functional.resize(image, short, interpolation=transforms.InterpolationMode.BICUBIC)
+    width, height = image.size
+    left = int(rng.integers(width - cfg.size + 1))
+    top = int(rng.integers(height - cfg.size + 1))
+    image = image.crop((left, top, left + cfg.size, top + cfg.size))
+    if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return transforms.functional.normalize(transforms.functional.to_tensor(image), cfg.mean, cfg.std)
