@@ -17,7 +17,15 @@ from torchvision import transforms
 
 from vssl.errors import MediaError
 
-__all__ = ["ImageConfig", "MAX_IMAGE_PIXELS", "augment_image", "eval_transform", "load_image"]
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "ImageConfig",
+    "augment_image",
+    "crop_and_flip",
+    "eval_transform",
+    "load_image",
+    "resize_shorter",
+]
 
 MAX_IMAGE_PIXELS: int | None = 100_000_000
 """`load_image` refuses images with more pixels than this (None: no limit of ours).
@@ -94,14 +102,17 @@ def eval_transform(cfg: ImageConfig = ImageConfig()) -> transforms.Compose:
     )
 
 
-def augment_image(image: Image.Image, cfg: ImageConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Training view ``[3, size, size]``: bicubic resize of the shorter side, random crop, random flip, normalise.
+def resize_shorter(image: Image.Image, cfg: ImageConfig) -> Image.Image:
+    """Bicubic resize so the shorter side is ``cfg.train_short_side`` (the first, deterministic training step)."""
+    return transforms.functional.resize(image, cfg.train_short_side, interpolation=transforms.InterpolationMode.BICUBIC)
+
+
+def crop_and_flip(image: Image.Image, cfg: ImageConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Random ``size x size`` crop and horizontal flip of a :func:`resize_shorter` output, normalised.
 
     The randomness comes from ``rng`` alone (not torch's global state), so a seeded epoch is reproducible
     in any worker process and after a resume.
     """
-    short = cfg.train_short_side
-    image = transforms.functional.resize(image, short, interpolation=transforms.InterpolationMode.BICUBIC)
     width, height = image.size
     left = int(rng.integers(width - cfg.size + 1))
     top = int(rng.integers(height - cfg.size + 1))
@@ -109,3 +120,8 @@ def augment_image(image: Image.Image, cfg: ImageConfig, rng: np.random.Generator
     if rng.random() < 0.5:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return transforms.functional.normalize(transforms.functional.to_tensor(image), cfg.mean, cfg.std)
+
+
+def augment_image(image: Image.Image, cfg: ImageConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Training view ``[3, size, size]``: shorter side resized, random crop, random flip, normalised."""
+    return crop_and_flip(resize_shorter(image, cfg), cfg, rng)

@@ -1,8 +1,11 @@
 """The torch dataset shared by every format: AVItem list -> (image tensor, 3 s waveform).
 
 Loading errors propagate as ``MediaError`` naming the file: a broken sample is never replaced by
-another one. Training augmentation draws from a generator seeded by (seed, epoch, index), so an
-epoch is reproducible and a resumed run sees exactly the batches of an uninterrupted one.
+another one. With ``cache=True`` each item is decoded once (the waveform and the deterministic part of
+the image pipeline are kept in memory; crops and flips stay random per epoch) — for small datasets
+such as the demo's, in a single loader process. Training augmentation draws from a generator seeded
+by (seed, epoch, index), so an epoch is reproducible and a resumed run sees exactly the batches of an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from torch.utils.data import Dataset
 
 from vssl.audio import AudioConfig, center_window, load_audio
 from vssl.data.items import AVItem
-from vssl.vision import ImageConfig, augment_image, eval_transform, load_image
+from vssl.vision import ImageConfig, crop_and_flip, eval_transform, load_image, resize_shorter
 
 
 class AVDataset(Dataset):
@@ -26,6 +29,7 @@ class AVDataset(Dataset):
         audio_cfg: AudioConfig,
         train: bool = False,
         seed: int = 0,
+        cache: bool = False,
     ):
         self.items = items
         self.image_cfg = image_cfg
@@ -34,6 +38,7 @@ class AVDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self._eval_transform = eval_transform(image_cfg)
+        self._cache: dict[tuple[str, int], object] | None = {} if cache else None
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation draw of ``epoch``."""
@@ -42,18 +47,30 @@ class AVDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def _cached(self, kind: str, index: int, make):
+        if self._cache is None:
+            return make()
+        key = (kind, index)
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
     def load_wave(self, index: int) -> torch.Tensor:
         """The item's central 3 s window at 16 kHz, ``[T]``."""
-        wave = load_audio(self.items[index].audio, self.audio_cfg.sample_rate)
-        return center_window(wave, self.audio_cfg)
+
+        def make() -> torch.Tensor:
+            wave = load_audio(self.items[index].audio, self.audio_cfg.sample_rate)
+            return center_window(wave, self.audio_cfg)
+
+        return self._cached("wave", index, make)
 
     def load_image(self, index: int) -> torch.Tensor:
         """The item's frame, ``[3, S, S]``: augmented when training, resized when testing."""
-        image = load_image(self.items[index].image)
+        path = self.items[index].image
         if not self.train:
-            return self._eval_transform(image)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        return augment_image(image, self.image_cfg, rng)
+            return self._cached("eval", index, lambda: self._eval_transform(load_image(path)))
+        base = self._cached("train", index, lambda: resize_shorter(load_image(path), self.image_cfg))
+        return crop_and_flip(base, self.image_cfg, np.random.default_rng([self.seed, self.epoch, index]))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         return {"image": self.load_image(index), "wave": self.load_wave(index), "index": index}

@@ -5,9 +5,10 @@ other classes on a cluttered background; the audio is the sounding class's signa
 ambience. A model that only learned "what is salient" lights up distractors (and does so for silence
 and noise too); a model that listens picks the sounding object.
 
-Each class pairs a look (shape, hue, texture) with a sound (see ``SYNTH_CLASSES``). A sample is fully
-determined by ``(seed, split, index)``: its generator is seeded with ``SeedSequence([seed, split_id,
-index])``, so any sample can be regenerated alone and split sizes never change other samples.
+Each class pairs a look (shape, hue, texture) with a sound (see ``SYNTH_CLASSES``; the sounds are made in
+:mod:`vssl.data.synth_sounds`). A sample is fully determined by ``(seed, split, index)``: its generator
+is seeded with ``SeedSequence([seed, split_id, index])``, so any sample can be regenerated alone and
+split sizes never change other samples.
 
 On-disk layout written by :func:`generate` (``{id}`` is e.g. ``train_000123``)::
 
@@ -42,6 +43,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from vssl.data.items import AVItem
+from vssl.data.synth_sounds import render_audio
 from vssl.errors import ConfigError, DatasetError
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,10 @@ class SynthConfig:
     """Audio sample rate in Hz."""
     duration: float = 3.0
     """Audio clip length in seconds (the sound itself lasts at least half of it)."""
+    level_db: tuple[float, float] = (-20.0, -3.0)
+    """Range of the sounding object's peak level, dBFS (uniform)."""
+    ambience_db: tuple[float, float] = (-45.0, -30.0)
+    """Range of the background ambience's RMS level, dBFS (uniform)."""
 
     def __post_init__(self):
         if not 2 <= self.num_classes <= len(SYNTH_CLASSES):
@@ -175,7 +181,7 @@ def render_sample(cfg: SynthConfig, split: str, index: int) -> SynthSample:
     n_distractors = int(layout_rng.integers(0, cfg.max_distractors + 1))
     distractors = [int(c) for c in layout_rng.choice(others, size=n_distractors, replace=False)]
     image, mask = _render_image(np.random.default_rng(image_seq), cfg.image_size, label, distractors)
-    waveform = _render_audio(np.random.default_rng(audio_seq), cfg, SYNTH_CLASSES[label])
+    waveform = render_audio(np.random.default_rng(audio_seq), cfg, SYNTH_CLASSES[label])
     ys, xs = np.nonzero(mask)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     names = [SYNTH_CLASSES[c].name for c in [label, *distractors]]
@@ -375,166 +381,6 @@ def _object_patch(rng: np.random.Generator, cls: SynthClass, diameter: int) -> t
     return alpha, base + share * (second - base)
 
 
-# ------------------------------------------------------------------------------------------------ audio
-
-
-def _render_audio(rng: np.random.Generator, cfg: SynthConfig, cls: SynthClass) -> np.ndarray:
-    """Class signature (random length >= half the clip, onset, peak -20..-3 dBFS) over ambience; float32 [N]."""
-    n = int(round(cfg.duration * cfg.sample_rate))
-    length = int(rng.integers(n // 2, n + 1))
-    onset = int(rng.integers(0, n - length + 1))  # any onset in [0, n - length] covers the clip's centre
-    t = np.arange(length) / cfg.sample_rate
-    signature = _SOUNDS[cls.sound](rng, t, cfg.sample_rate, **cls.params)
-    fade = min(length // 2, int(0.01 * cfg.sample_rate))
-    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, math.pi, fade))
-    signature[:fade] *= ramp
-    signature[length - fade :] *= ramp[::-1]
-    signature *= 10 ** (rng.uniform(-20, -3) / 20) / (np.abs(signature).max() + 1e-12)
-    out = _ambience(rng, n, cfg.sample_rate)
-    out[onset : onset + length] += signature
-    peak = np.abs(out).max()
-    if peak > 0.99:
-        out *= 0.99 / peak
-    return out.astype(np.float32)
-
-
-def _ambience(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """Pink-ish noise at -45..-30 dBFS RMS, sometimes with a faint mains hum."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1 / sr)
-    noise = np.fft.irfft(spectrum / np.sqrt(np.maximum(freqs, 20.0)), n)
-    noise *= 10 ** (rng.uniform(-45, -30) / 20) / (np.sqrt(np.mean(noise**2)) + 1e-12)
-    if rng.random() < 0.5:
-        t = np.arange(n) / sr
-        mains = rng.choice([50.0, 60.0])
-        hum = sum(np.sin(2 * math.pi * k * mains * t + rng.uniform(0, 2 * math.pi)) / k for k in (1, 2, 3))
-        noise += hum * 10 ** (rng.uniform(-50, -40) / 20)
-    return noise
-
-
-def _fast_len(n: int) -> int:
-    """Next power of two >= n: FFTs of such sizes are fast, those of large prime sizes are not."""
-    return 1 << (n - 1).bit_length()
-
-
-def _fft_convolve(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    size = _fast_len(len(x) + len(kernel) - 1)
-    return np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(kernel, size), size)[: len(x)]
-
-
-def _bandpass(x: np.ndarray, sr: int, low_hz: float, high_hz: float) -> np.ndarray:
-    """Zero-phase band-pass with soft (logistic) edges, by FFT masking."""
-    size = _fast_len(len(x))
-    freqs = np.fft.rfftfreq(size, 1 / sr)
-    gain = 1 / (1 + np.exp(-(freqs - low_hz) / (0.1 * low_hz))) / (1 + np.exp((freqs - high_hz) / (0.1 * high_hz)))
-    return np.fft.irfft(np.fft.rfft(x, size) * gain, size)[: len(x)]
-
-
-def _smooth_gate(on: np.ndarray, sr: int) -> np.ndarray:
-    """Smooth a step signal (a 0/1 gate, or a pitch that jumps) over 5 ms, so tones do not click."""
-    window = np.hanning(int(0.005 * sr) + 1)
-    return np.convolve(on.astype(np.float64), window / window.sum(), mode="same")
-
-
-def _phase(freq: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
-    return 2 * math.pi * np.cumsum(freq) / sr + rng.uniform(0, 2 * math.pi)
-
-
-def _sound_hum(rng, t, sr, f0_hz, vibrato_hz, depth, tremolo_hz=0.0, odd_only=0):
-    """Harmonic stack (1/k amplitudes) with vibrato and optional tremolo; odd harmonics only for a reedy drone."""
-    f0 = f0_hz * rng.uniform(0.94, 1.06)
-    freq = f0 * (1 + depth * np.sin(2 * math.pi * vibrato_hz * rng.uniform(0.9, 1.1) * t + rng.uniform(0, 7)))
-    phase = _phase(freq, sr, rng)
-    ks = range(1, 13, 2 if odd_only else 1)
-    x = sum(np.sin(k * phase + rng.uniform(0, 7)) / k for k in ks if k * f0 * (1 + depth) < 0.45 * sr)
-    if tremolo_hz:
-        x = x * (0.6 + 0.4 * np.sin(2 * math.pi * tremolo_hz * rng.uniform(0.9, 1.1) * t))
-    return x
-
-
-def _sound_noise(rng, t, sr, centre_hz, octaves, am_hz=0.0):
-    """Noise band centred at ``centre_hz`` (Gaussian in log-frequency), optionally slowly amplitude-modulated."""
-    size = _fast_len(len(t))
-    spectrum = np.fft.rfft(rng.standard_normal(size))
-    freqs = np.maximum(np.fft.rfftfreq(size, 1 / sr), 1.0)
-    centre = centre_hz * rng.uniform(0.92, 1.08)
-    x = np.fft.irfft(spectrum * np.exp(-0.5 * (np.log2(freqs / centre) / (octaves / 2)) ** 2), size)[: len(t)]
-    if am_hz:
-        x *= 0.55 + 0.45 * np.sin(2 * math.pi * am_hz * rng.uniform(0.9, 1.1) * t + rng.uniform(0, 7))
-    return x
-
-
-def _sound_clicks(rng, t, sr, rate_hz, low_hz, high_hz):
-    """Band-limited click train: a slow tick or, at high rates, a buzz."""
-    period = sr / (rate_hz * rng.uniform(0.9, 1.1))
-    times = np.arange(rng.uniform(0, period), len(t), period)
-    times = np.clip(np.round(times + rng.normal(0, 0.02 * period, len(times))), 0, len(t) - 1).astype(int)
-    impulses = np.zeros(len(t))
-    impulses[times] = rng.uniform(0.7, 1.0, len(times))
-    burst_t = np.arange(int(0.01 * sr))
-    burst = rng.standard_normal(len(burst_t)) * np.exp(-burst_t / (0.002 * sr))
-    return _bandpass(_fft_convolve(impulses, burst), sr, low_hz, high_hz)
-
-
-def _sound_sweeps(rng, t, sr, start_hz, end_hz, period_s, duty):
-    """Repeated exponential sweeps from ``start_hz`` to ``end_hz`` (rising or falling chirps)."""
-    period, scale = period_s * rng.uniform(0.9, 1.1), rng.uniform(0.93, 1.07)
-    position = ((t + rng.uniform(0, period)) % period) / period
-    freq = scale * start_hz * (end_hz / start_hz) ** np.minimum(position / duty, 1.0)
-    phase = _phase(freq, sr, rng)
-    return (np.sin(phase) + 0.3 * np.sin(2 * phase)) * _smooth_gate(position < duty, sr)
-
-
-def _sound_beeps(rng, t, sr, freq_hz, rate_hz, duty):
-    """Steady tone switched on and off at ``rate_hz``."""
-    freq = freq_hz * rng.uniform(0.95, 1.05)
-    on = ((t * rate_hz * rng.uniform(0.9, 1.1) + rng.random()) % 1.0) < duty
-    phase = _phase(np.full(len(t), freq), sr, rng)
-    return (np.sin(phase) + 0.2 * np.sin(2 * phase)) * _smooth_gate(on, sr)
-
-
-def _sound_siren(rng, t, sr, low_hz, high_hz, rate_hz):
-    """Two-tone siren: alternates between two pitches, never silent."""
-    scale = rng.uniform(0.95, 1.05)
-    high = ((t * rate_hz * rng.uniform(0.9, 1.1) + rng.random()) % 1.0) < 0.5
-    freq = scale * np.where(high, high_hz, low_hz)
-    phase = _phase(_smooth_gate(freq, sr), sr, rng)
-    return np.sin(phase) + 0.5 * np.sin(2 * phase) + 0.25 * np.sin(3 * phase)
-
-
-def _sound_warble(rng, t, sr, centre_hz, depth_hz, rate_hz):
-    """Pure whistle whose pitch swings sinusoidally around ``centre_hz``."""
-    freq = centre_hz * rng.uniform(0.95, 1.05) + depth_hz * np.sin(
-        2 * math.pi * rate_hz * rng.uniform(0.9, 1.1) * t + rng.uniform(0, 7)
-    )
-    return np.sin(_phase(freq, sr, rng))
-
-
-def _sound_knocks(rng, t, sr, freq_hz, period_s, gap_s):
-    """Pairs of low damped knocks ("knock-knock") every ``period_s``."""
-    period = period_s * rng.uniform(0.9, 1.1)
-    starts = np.arange(rng.uniform(0, period), t[-1], period)
-    times = np.concatenate([starts, starts + gap_s * rng.uniform(0.9, 1.1)])
-    impulses = np.zeros(len(t))
-    impulses[np.clip((times * sr).astype(int), 0, len(t) - 1)] = 1.0
-    kt = np.arange(int(0.15 * sr)) / sr
-    knock = np.sin(2 * math.pi * freq_hz * rng.uniform(0.93, 1.07) * kt) * np.exp(-kt / 0.03)
-    knock[: int(0.004 * sr)] += rng.standard_normal(int(0.004 * sr)) * 0.5  # the hit itself
-    return _fft_convolve(impulses, knock)
-
-
-_SOUNDS = {
-    "hum": _sound_hum,
-    "noise": _sound_noise,
-    "clicks": _sound_clicks,
-    "sweeps": _sound_sweeps,
-    "beeps": _sound_beeps,
-    "siren": _sound_siren,
-    "warble": _sound_warble,
-    "knocks": _sound_knocks,
-}
-
-
 # ----------------------------------------------------------------------------------------- files on disk
 
 
@@ -548,7 +394,8 @@ def _is_current(annotations: Path, cfg: SynthConfig) -> bool:
         data = json.loads(annotations.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and data.get("version") == FORMAT_VERSION and data.get("config") == asdict(cfg)
+    expected = json.loads(json.dumps(asdict(cfg)))  # tuples become lists, as in the file
+    return isinstance(data, dict) and data.get("version") == FORMAT_VERSION and data.get("config") == expected
 
 
 def _write_sample(cfg: SynthConfig, root: Path, split: str, index: int) -> dict:

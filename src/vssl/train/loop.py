@@ -10,6 +10,7 @@ exactly where an interrupted run stopped.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import time
 from collections.abc import Iterator
@@ -52,6 +53,7 @@ class TrainConfig:
     device: str = "cpu"  # cpu, cuda, cuda:1, ...
     amp: str = "none"  # autocast precision: none, bf16 or fp16 (fp16 uses a grad scaler; cuda only)
     num_workers: int = 0  # DataLoader worker processes
+    cache: bool = False  # keep decoded items in memory (small datasets, num_workers=0): no decoding after epoch 1
     checkpoint_every: int = 100  # steps between resume checkpoints (also written at every epoch end)
     log_every: int = 10  # steps between metric rows
     progress: bool = True  # show a progress bar
@@ -82,15 +84,36 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError("train: batch_size must be at least 2 (the batch is the pool of negatives)")
 
 
-class _MetricsLog:
-    """CSV rows (and TensorBoard scalars when available) of whatever the objective returns."""
+# Fields that may change when a run is resumed (how long, where and how verbosely it runs).
+RESUMABLE_CHANGES = {"epochs", "device", "num_workers", "cache", "checkpoint_every", "log_every", "progress"}
 
-    def __init__(self, run_dir: Path):
+
+def _check_same_run(saved: dict, cfg: TrainConfig, path: Path) -> None:
+    current = to_dict(cfg)
+    changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        raise ConfigError(f"{path}: cannot resume with a different config ({details}); use a new run folder")
+
+
+class _MetricsLog:
+    """CSV rows (and TensorBoard scalars when available) of whatever the objective returns.
+
+    On resume, rows logged after the checkpoint's step are dropped: they will be logged again.
+    """
+
+    def __init__(self, run_dir: Path, resume_step: int):
         self.path = run_dir / "metrics.csv"
         self.fields: list[str] | None = None
         if self.path.exists():
-            with open(self.path) as fh:
-                self.fields = next(csv.reader(fh), None)
+            with open(self.path, newline="") as fh:
+                rows = list(csv.reader(fh))
+            self.fields = rows[0] if rows else None
+            kept = [r for r in rows[1:] if r and int(r[0]) <= resume_step]
+            if rows:
+                text = io.StringIO()
+                csv.writer(text).writerows([rows[0], *kept])
+                write_text_atomic(self.path, text.getvalue())
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -124,12 +147,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
     if ckpt_path.exists() and not resume:
         raise ConfigError(f"{run_dir}: holds a checkpoint already; pass --resume to continue it or use a new folder")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
     device = torch.device(cfg.device)
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model).to(device)
-    dataset = AVDataset(read_items(cfg.data, cfg.split), model.cfg.image, model.cfg.audio, train=True, seed=cfg.seed)
+    dataset = AVDataset(
+        read_items(cfg.data, cfg.split), model.cfg.image, model.cfg.audio, train=True, seed=cfg.seed, cache=cfg.cache
+    )
     if len(dataset) < cfg.batch_size:
         raise ConfigError(f"train: {len(dataset)} items is fewer than one batch of {cfg.batch_size}")
     objective = create_objective(cfg.objective, num_samples=model.cfg.audio.num_samples, seed=cfg.seed)
@@ -142,8 +166,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
+        _check_same_run(state["config"], cfg, ckpt_path)
         step = int(state["step"])
         log.info("resumed %s at step %d", ckpt_path, step)
+    write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
 
     def checkpoint() -> None:
         save_checkpoint(
@@ -157,7 +183,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
             },
         )
 
-    metrics = _MetricsLog(run_dir)
+    metrics = _MetricsLog(run_dir, resume_step=step)
     total = steps_per_epoch * cfg.epochs
     bar = tqdm(total=total, initial=step, disable=not cfg.progress, desc=f"train {cfg.objective.name}", unit="step")
     autocast = (
@@ -193,7 +219,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
             step += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == total:
-                values = {k: float(v) for k, v in out.items()}
+                values = {k: float(v.detach()) for k, v in out.items()}
                 values["samples_per_s"] = (
                     (step - start_step) * cfg.batch_size / max(time.perf_counter() - started, 1e-9)
                 )

@@ -1,0 +1,121 @@
+import csv
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from vssl import load_model
+from vssl.data.synth import SynthConfig, generate
+from vssl.errors import ConfigError
+from vssl.models.objectives import ObjectiveConfig
+from vssl.train.checkpoint import load_checkpoint
+from vssl.train.loop import EpochOrder, TrainConfig, train
+
+TINY = SynthConfig(n_train=12, n_calibration=4, n_test=4, image_size=64)
+
+
+@pytest.fixture(scope="module")
+def synth_spec(tmp_path_factory):
+    return "synth:" + str(generate(TINY, tmp_path_factory.mktemp("synth"), progress=False))
+
+
+def _cfg(spec: str, **kw) -> TrainConfig:
+    base = dict(data=spec, model="test", epochs=1, batch_size=4, lr=1e-3, progress=False, log_every=1)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("objective", ["ezvsl", "sslsan"])
+def test_one_epoch_writes_every_file(tmp_path, synth_spec, objective):
+    cfg = _cfg(synth_spec, objective=ObjectiveConfig(name=objective), checkpoint_every=2)
+    release = train(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "config.yaml").exists()
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["objective"]["name"] == objective and saved["data"] == synth_spec
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]  # 12 items / batch 4
+    assert all(torch.isfinite(torch.tensor(float(r["loss"]))) for r in rows)
+    if objective == "sslsan":
+        assert "flatness_loss" in rows[0]
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 3
+    assert sorted(p.name for p in release.iterdir()) == ["config.json", "model.safetensors"]
+    model = load_model(release)
+    assert set(load_file(str(release / "model.safetensors"))) == set(model.state_dict())
+    assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temporaries
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, synth_spec, monkeypatch):
+    cfg = _cfg(synth_spec, epochs=2, objective=ObjectiveConfig(name="sslsan"), checkpoint_every=1)
+    full = load_model(train(cfg, tmp_path / "full")).state_dict()
+
+    import vssl.train.loop as loop
+
+    real_save = loop.save_checkpoint
+
+    def save_then_crash(path, state):
+        real_save(path, state)
+        if state["step"] == 4:  # mid-way through the second epoch
+            raise Crash
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_crash)
+    with pytest.raises(Crash):
+        train(cfg, tmp_path / "cut")
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["step"] == 4
+    resumed = load_model(train(cfg, tmp_path / "cut", resume=True)).state_dict()
+    rows = list(csv.DictReader(open(tmp_path / "cut" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
+
+
+def test_resume_refuses_a_different_run(tmp_path, synth_spec):
+    train(_cfg(synth_spec), tmp_path / "run")
+    with pytest.raises(ConfigError, match="lr"):
+        train(_cfg(synth_spec, lr=0.5), tmp_path / "run", resume=True)
+    train(_cfg(synth_spec, epochs=2), tmp_path / "run", resume=True)  # more epochs is a valid continuation
+
+
+def test_existing_run_needs_resume(tmp_path, synth_spec):
+    train(_cfg(synth_spec), tmp_path / "run")
+    with pytest.raises(ConfigError, match="--resume"):
+        train(_cfg(synth_spec), tmp_path / "run")
+
+
+def test_epoch_order_is_seeded_and_skips_whole_batches():
+    a = EpochOrder(10, 3, seed=1, epoch=0).indices
+    assert a == EpochOrder(10, 3, seed=1, epoch=0).indices and len(a) == 9
+    assert a != EpochOrder(10, 3, seed=1, epoch=1).indices
+    assert EpochOrder(10, 3, seed=1, epoch=0, skip_batches=2).indices == a[6:]
+
+
+def test_bad_configs_are_refused(tmp_path, synth_spec):
+    with pytest.raises(ConfigError, match="data"):
+        train(TrainConfig(), tmp_path / "a")
+    with pytest.raises(ConfigError, match="amp"):
+        train(_cfg(synth_spec, amp="fp8"), tmp_path / "b")
+    with pytest.raises(ConfigError, match="fewer than one batch"):
+        train(_cfg(synth_spec, batch_size=64), tmp_path / "c")
+
+
+def test_cached_dataset_gives_the_same_samples(synth_spec):
+    from vssl.data.dataset import AVDataset
+    from vssl.data.formats import read_items
+    from vssl.models.registry import model_config
+
+    cfg = model_config("test")
+    items = read_items(synth_spec, "train")
+    plain, cached = (AVDataset(items, cfg.image, cfg.audio, train=True, seed=3, cache=c) for c in (False, True))
+    for epoch in (0, 1):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for i in (0, 5):
+            a, b = plain[i], cached[i]
+            assert torch.equal(a["image"], b["image"]) and torch.equal(a["wave"], b["wave"])
+    plain.set_epoch(0)
+    cached.set_epoch(1)
+    assert not torch.equal(plain[0]["image"], cached[0]["image"])  # crops stay random per epoch
