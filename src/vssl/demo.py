@@ -38,7 +38,9 @@ class DemoConfig:
     """The demo's benchmark, training budget (shared by both methods) and evaluation."""
 
     synth: SynthConfig = field(default_factory=SynthConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(model="small", epochs=8, batch_size=64, lr=1e-3))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(model="small", epochs=16, batch_size=32, lr=1e-3, cache=True)
+    )
     eval_batch_size: int = 64
 
 

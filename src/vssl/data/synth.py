@@ -109,7 +109,7 @@ class SynthClass:
 
 SYNTH_CLASSES: tuple[SynthClass, ...] = (
     SynthClass("red-circle-hum", "circle", 0, "solid", "hum", {"f0_hz": 140, "vibrato_hz": 5, "depth": 0.03}),
-    SynthClass("yellow-square-hiss", "square", 55, "stripes", "noise", {"centre_hz": 5000, "octaves": 1.0}),
+    SynthClass("yellow-square-hiss", "square", 55, "stripes", "noise", {"centre_hz": 2000, "octaves": 6.0}),
     SynthClass(
         "green-triangle-tick", "triangle", 120, "dots", "clicks", {"rate_hz": 6, "low_hz": 1000, "high_hz": 6000}
     ),

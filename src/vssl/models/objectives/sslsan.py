@@ -5,8 +5,9 @@ forward pass (so BatchNorm sees them as it will at test time):
 
 * negative columns: the image->audio logits gain K columns, ``[B, B + K]``; every image must prefer
   its own audio over silence and noise (cross-entropy towards the diagonal);
-* flatness: the whole cosine map of an image with a negative clip is pushed below ``ceiling``
-  (a hinge on its maximum), so negative audio yields a flat, low map that a universal threshold
+* flatness: the whole cosine map of an image with a negative clip is pushed below the peak of its
+  positive map by ``margin`` (a hinge on the negative map's maximum, gradients to both maps), so
+  negative audio yields a flat map, lower than any sounding object, that a universal threshold
   can reject.
 
 Either part can be switched off for ablations; with both off this is the base objective exactly.
@@ -31,7 +32,7 @@ class SSLSaNConfig:
     negatives: TrainingNegativesConfig = field(default_factory=TrainingNegativesConfig)
     negative_columns: bool = True  # add negatives as extra columns of the image->audio logits
     flatness_weight: float = 1.0  # weight of the flatness hinge (0 disables it)
-    ceiling: float = 0.0  # cosine level every location of a negative map must stay below
+    margin: float = 0.2  # cosine gap required between the positive map's peak and every location of a negative map
 
 
 class SSLSaN(torch.nn.Module):
@@ -59,7 +60,8 @@ class SSLSaN(torch.nn.Module):
         parts = {"contrastive_loss": contrastive.detach()}
         loss = contrastive
         if self.cfg.flatness_weight > 0 and neg_logits.numel():
-            flatness = F.relu(neg_logits * tau - self.cfg.ceiling).mean()
+            pos_peak = logits.diagonal()[:, None] * tau  # [B, 1] cosine peak of each image with its own audio
+            flatness = F.relu(neg_logits * tau - pos_peak + self.cfg.margin).mean()
             loss = loss + self.cfg.flatness_weight * flatness
             parts["flatness_loss"] = flatness.detach()
         if neg_logits.numel():
