@@ -119,3 +119,17 @@ def test_cached_dataset_gives_the_same_samples(synth_spec):
     plain.set_epoch(0)
     cached.set_epoch(1)
     assert not torch.equal(plain[0]["image"], cached[0]["image"])  # crops stay random per epoch
+
+
+def test_a_broken_file_stops_training_with_its_name(tmp_path):
+    from vssl.errors import MediaError
+
+    root = generate(TINY, tmp_path / "data", progress=False)
+    broken = root / "audio" / "train_000003.wav"
+    broken.write_bytes(b"RIFF not really a wav")
+    with pytest.raises(MediaError, match="train_000003.wav"):
+        train(_cfg(f"synth:{root}"), tmp_path / "run")
+    (root / "frames" / "train_000005.jpg").write_bytes(b"")
+    broken.unlink()
+    with pytest.raises(MediaError, match="train_00000[35]"):
+        train(_cfg(f"synth:{root}"), tmp_path / "run2")

@@ -79,7 +79,7 @@ class SynthConfig:
     """Audio clip length in seconds (the sound itself lasts at least half of it)."""
     level_db: tuple[float, float] = (-20.0, -3.0)
     """Range of the sounding object's peak level, dBFS (uniform)."""
-    ambience_db: tuple[float, float] = (-45.0, -30.0)
+    ambience_db: tuple[float, float] = (-80.0, -30.0)
     """Range of the background ambience's RMS level, dBFS (uniform)."""
 
     def __post_init__(self):
@@ -109,7 +109,9 @@ class SynthClass:
 
 SYNTH_CLASSES: tuple[SynthClass, ...] = (
     SynthClass("red-circle-hum", "circle", 0, "solid", "hum", {"f0_hz": 140, "vibrato_hz": 5, "depth": 0.03}),
-    SynthClass("yellow-square-hiss", "square", 55, "stripes", "noise", {"centre_hz": 2000, "octaves": 6.0}),
+    SynthClass(
+        "yellow-square-static", "square", 55, "stripes", "noise", {"centre_hz": 1500, "octaves": 3.0, "drive": 3.0}
+    ),
     SynthClass(
         "green-triangle-tick", "triangle", 120, "dots", "clicks", {"rate_hz": 6, "low_hz": 1000, "high_hz": 6000}
     ),

@@ -54,12 +54,13 @@ def _ambience(rng: np.random.Generator, n: int, sr: int, level_db: tuple[float, 
     spectrum = np.fft.rfft(rng.standard_normal(n))
     freqs = np.fft.rfftfreq(n, 1 / sr)
     noise = np.fft.irfft(spectrum / np.sqrt(np.maximum(freqs, 20.0)), n)
-    noise *= 10 ** (rng.uniform(*level_db) / 20) / (np.sqrt(np.mean(noise**2)) + 1e-12)
+    level = rng.uniform(*level_db)
+    noise *= 10 ** (level / 20) / (np.sqrt(np.mean(noise**2)) + 1e-12)
     if rng.random() < 0.5:
         t = np.arange(n) / sr
         mains = rng.choice([50.0, 60.0])
         hum = sum(np.sin(2 * math.pi * k * mains * t + rng.uniform(0, 2 * math.pi)) / k for k in (1, 2, 3))
-        noise += hum * 10 ** (rng.uniform(-50, -40) / 20)
+        noise += hum * 10 ** ((level - rng.uniform(5, 15)) / 20)  # fainter than the room it is heard in
     return noise
 
 
@@ -103,8 +104,12 @@ def _sound_hum(rng, t, sr, f0_hz, vibrato_hz, depth, tremolo_hz=0.0, odd_only=0)
     return x
 
 
-def _sound_noise(rng, t, sr, centre_hz, octaves, am_hz=0.0):
-    """Noise band centred at ``centre_hz`` (Gaussian in log-frequency), optionally slowly amplitude-modulated."""
+def _sound_noise(rng, t, sr, centre_hz, octaves, am_hz=0.0, drive=0.0):
+    """Noise band centred at ``centre_hz`` (Gaussian in log-frequency), optionally slowly amplitude-modulated.
+
+    ``drive`` > 0 saturates it (tanh) like wind or static overdriving a microphone: a dense, loud texture
+    close to clipped white noise, as many real "noisy" sound sources are.
+    """
     size = _fast_len(len(t))
     spectrum = np.fft.rfft(rng.standard_normal(size))
     freqs = np.maximum(np.fft.rfftfreq(size, 1 / sr), 1.0)
@@ -112,6 +117,8 @@ def _sound_noise(rng, t, sr, centre_hz, octaves, am_hz=0.0):
     x = np.fft.irfft(spectrum * np.exp(-0.5 * (np.log2(freqs / centre) / (octaves / 2)) ** 2), size)[: len(t)]
     if am_hz:
         x *= 0.55 + 0.45 * np.sin(2 * math.pi * am_hz * rng.uniform(0.9, 1.1) * t + rng.uniform(0, 7))
+    if drive:
+        x = np.tanh(drive * x / (x.std() + 1e-12))
     return x
 
 
