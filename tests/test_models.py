@@ -93,3 +93,12 @@ def test_sslsan_parts_switch_off_to_the_base_objective():
     assert torch.allclose(base, ablated["loss"], atol=1e-5)
     assert "flatness_loss" not in ablated and "flatness_loss" in full
     assert full["loss"] > base  # extra columns can only raise the cross-entropy; the hinge is >= 0
+
+
+def test_group_norm_trunk_computes_the_same_in_training_and_inference():
+    trunk = ResNetTrunk(BackboneConfig(widths=(8, 16), blocks=(1, 1), stem_width=8, norm="group"), in_channels=1)
+    x = torch.randn(3, 1, 64, 64)
+    x[0] = -1.3  # a constant, silence-like input among others
+    trained = trunk.train()(x)
+    assert torch.allclose(trained[0], trunk.eval()(x[:1])[0], atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in trunk.modules())

@@ -133,3 +133,19 @@ def test_a_broken_file_stops_training_with_its_name(tmp_path):
     broken.unlink()
     with pytest.raises(MediaError, match="train_00000[35]"):
         train(_cfg(f"synth:{root}"), tmp_path / "run2")
+
+
+def test_resume_refuses_a_changed_architecture(tmp_path, synth_spec, monkeypatch):
+    import dataclasses
+
+    import vssl.train.loop as loop
+    from vssl.models.registry import model_config
+
+    cfg = _cfg(synth_spec)
+    train(cfg, tmp_path / "run")
+    assert loop.resumable(tmp_path / "run", cfg) and loop.resumable(tmp_path / "none", cfg)
+    wider = dataclasses.replace(model_config("test"), embed_dim=32)
+    monkeypatch.setattr(loop, "model_config", lambda name: wider)
+    assert not loop.resumable(tmp_path / "run", cfg)
+    with pytest.raises(ConfigError, match="architecture"):
+        train(cfg, tmp_path / "run", resume=True)

@@ -28,7 +28,7 @@ from vssl.data.dataset import AVDataset
 from vssl.data.formats import read_items
 from vssl.errors import ConfigError
 from vssl.models.objectives import Batch, ObjectiveConfig, create_objective
-from vssl.models.registry import create_model
+from vssl.models.registry import create_model, model_config
 from vssl.models.release import save_release
 from vssl.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -88,12 +88,27 @@ def _validate(cfg: TrainConfig) -> None:
 RESUMABLE_CHANGES = {"epochs", "device", "num_workers", "cache", "checkpoint_every", "log_every", "progress"}
 
 
-def _check_same_run(saved: dict, cfg: TrainConfig, path: Path) -> None:
-    current = to_dict(cfg)
-    changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
-    if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise ConfigError(f"{path}: cannot resume with a different config ({details}); use a new run folder")
+def run_differences(state: dict, cfg: TrainConfig) -> list[str]:
+    """What stops a checkpoint ``state`` from being continued with ``cfg`` (empty: it can be resumed).
+
+    The architecture is compared too: a size name such as ``small`` may mean another network in
+    another version of vssl.
+    """
+    saved, current = state["config"], to_dict(cfg)
+    changed = [
+        f"{k}: {saved.get(k)!r} -> {current[k]!r}"
+        for k in current
+        if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]
+    ]
+    if state.get("model_config") != to_dict(model_config(cfg.model)):
+        changed.append(f"architecture of model {cfg.model!r}")
+    return changed
+
+
+def resumable(run_dir: str | Path, cfg: TrainConfig) -> bool:
+    """Whether ``run_dir`` holds a checkpoint that ``cfg`` can continue (or no checkpoint at all)."""
+    path = Path(run_dir) / "checkpoints" / "last.pt"
+    return not path.exists() or not run_differences(load_checkpoint(path), cfg)
 
 
 class _MetricsLog:
@@ -166,7 +181,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-        _check_same_run(state["config"], cfg, ckpt_path)
+        changed = run_differences(state, cfg)
+        if changed:
+            details = ", ".join(changed)
+            raise ConfigError(f"{ckpt_path}: cannot resume with a different config ({details}); use a new run folder")
         step = int(state["step"])
         log.info("resumed %s at step %d", ckpt_path, step)
     write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
@@ -180,6 +198,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
                 "scaler": scaler.state_dict(),
                 "step": step,
                 "config": to_dict(cfg),
+                "model_config": to_dict(model.cfg),
             },
         )
 
