@@ -73,12 +73,26 @@ def test_layout_and_reader(tiny_root):
 
 
 def test_audio_is_mono_16k_three_seconds_within_range(tiny_root):
-    for path in sorted((tiny_root / "audio").glob("*.wav")):
+    entries = json.loads((tiny_root / "annotations.json").read_text())["items"]
+    for entry in entries:
+        path = tiny_root / "audio" / f"{entry['id']}.wav"
         info = sf.info(path)
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
         wave, _ = sf.read(path, dtype="float32")
         assert wave.shape == (48000,)
-        assert np.abs(wave).max() <= 1.0 and np.abs(wave).max() > 10 ** (-21 / 20)
+        assert np.abs(wave).max() <= 1.0
+        if not entry["inaudible"]:
+            assert np.abs(wave).max() > 10 ** (-21 / 20)
+
+
+def test_inaudible_sources_only_in_training_and_below_the_floor():
+    cfg = dataclasses.replace(TINY, image_size=32, inaudible_fraction=0.5, ambience_db=(-130.0, -120.0))
+    train = [render_sample(cfg, "train", i) for i in range(40)]
+    assert 10 <= sum(s.inaudible for s in train) <= 30
+    assert not any(render_sample(cfg, split, i).inaudible for split in ("calibration", "test") for i in range(20))
+    for s in train:
+        peak = np.abs(s.waveform).max()
+        assert (peak < 10 ** (-54 / 20)) if s.inaudible else (peak > 10 ** (-21 / 20))
     wave = render_sample(TINY, "train", 3).waveform
     assert wave.dtype == np.float32 and wave.shape == (48000,) and np.abs(wave).max() <= 1.0
 

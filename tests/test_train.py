@@ -149,3 +149,16 @@ def test_resume_refuses_a_changed_architecture(tmp_path, synth_spec, monkeypatch
     assert not loop.resumable(tmp_path / "run", cfg)
     with pytest.raises(ConfigError, match="architecture"):
         train(cfg, tmp_path / "run", resume=True)
+
+
+def test_bf16_autocast_runs_on_cpu(tmp_path, synth_spec):
+    release = train(_cfg(synth_spec, amp="bf16", objective=ObjectiveConfig(name="sslsan")), tmp_path / "run")
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert all(torch.isfinite(torch.tensor(float(r["loss"]))) for r in rows)
+    assert load_model(release).state_dict()["aud_proj.weight"].dtype == torch.float32  # weights stay fp32
+
+
+def test_frozen_audio_norm_keeps_running_statistics(tmp_path, synth_spec):
+    state = load_model(train(_cfg(synth_spec, freeze_audio_norm_at=0.0), tmp_path / "run")).state_dict()
+    assert torch.all(state["audnet.bn1.running_mean"] == 0) and torch.all(state["audnet.bn1.running_var"] == 1)
+    assert not torch.all(state["imgnet.bn1.running_mean"] == 0)  # the image trunk keeps learning its statistics

@@ -19,7 +19,8 @@ On-disk layout written by :func:`generate` (``{id}`` is e.g. ``train_000123``)::
         {"version": 1, "config": {SynthConfig fields}, "classes": [name, ...],
          "items": [{"id", "split": "train" | "calibration" | "test", "label": class name,
                     "box": [xmin, ymin, xmax, ymax] (pixels, max exclusive: the tight box of the mask),
-                    "width", "height", "classes_in_frame": [sounding class, distractor classes...]}, ...]}
+                    "width", "height", "classes_in_frame": [sounding class, distractor classes...],
+                    "inaudible": source too quiet to hear (train split only)}, ...]}
 """
 
 from __future__ import annotations
@@ -79,8 +80,15 @@ class SynthConfig:
     """Audio clip length in seconds (the sound itself lasts at least half of it)."""
     level_db: tuple[float, float] = (-20.0, -3.0)
     """Range of the sounding object's peak level, dBFS (uniform)."""
-    ambience_db: tuple[float, float] = (-80.0, -30.0)
+    ambience_db: tuple[float, float] = (-45.0, -30.0)
     """Range of the background ambience's RMS level, dBFS (uniform)."""
+    inaudible_fraction: float = 0.15
+    """Training pairs whose source is recorded too quietly to hear (peak in ``inaudible_db``). Uncurated
+    training sets hold such pairs; curated test sets (VGG-SS) were checked for an audible source, so the
+    calibration and test splits have none. They teach a positive-only model that silence goes with
+    whatever is salient."""
+    inaudible_db: tuple[float, float] = (-75.0, -55.0)
+    """Peak level range of an inaudible source, dBFS: below the spectrogram's floor."""
 
     def __post_init__(self):
         if not 2 <= self.num_classes <= len(SYNTH_CLASSES):
@@ -110,7 +118,12 @@ class SynthClass:
 SYNTH_CLASSES: tuple[SynthClass, ...] = (
     SynthClass("red-circle-hum", "circle", 0, "solid", "hum", {"f0_hz": 140, "vibrato_hz": 5, "depth": 0.03}),
     SynthClass(
-        "yellow-square-static", "square", 55, "stripes", "noise", {"centre_hz": 1500, "octaves": 3.0, "drive": 3.0}
+        "yellow-square-static",
+        "square",
+        55,
+        "stripes",
+        "noise",
+        {"centre_hz": 2500, "octaves": 8.0, "drive": 3.0, "am_hz": 4},
     ),
     SynthClass(
         "green-triangle-tick", "triangle", 120, "dots", "clicks", {"rate_hz": 6, "low_hz": 1000, "high_hz": 6000}
@@ -170,6 +183,7 @@ class SynthSample(NamedTuple):
     mask: np.ndarray
     label: str
     classes_in_frame: list[str]
+    inaudible: bool  # the source is recorded below the spectrogram's floor (training split only)
 
 
 def render_sample(cfg: SynthConfig, split: str, index: int) -> SynthSample:
@@ -182,12 +196,14 @@ def render_sample(cfg: SynthConfig, split: str, index: int) -> SynthSample:
     others = [c for c in range(cfg.num_classes) if c != label]
     n_distractors = int(layout_rng.integers(0, cfg.max_distractors + 1))
     distractors = [int(c) for c in layout_rng.choice(others, size=n_distractors, replace=False)]
+    inaudible = split == "train" and layout_rng.random() < cfg.inaudible_fraction
     image, mask = _render_image(np.random.default_rng(image_seq), cfg.image_size, label, distractors)
-    waveform = render_audio(np.random.default_rng(audio_seq), cfg, SYNTH_CLASSES[label])
+    level_db = cfg.inaudible_db if inaudible else cfg.level_db
+    waveform = render_audio(np.random.default_rng(audio_seq), cfg, SYNTH_CLASSES[label], level_db)
     ys, xs = np.nonzero(mask)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     names = [SYNTH_CLASSES[c].name for c in [label, *distractors]]
-    return SynthSample(image, waveform, box, mask, names[0], names)
+    return SynthSample(image, waveform, box, mask, names[0], names, inaudible)
 
 
 # ----------------------------------------------------------------------------------------------- images
@@ -418,6 +434,7 @@ def _write_sample(cfg: SynthConfig, root: Path, split: str, index: int) -> dict:
         "width": cfg.image_size,
         "height": cfg.image_size,
         "classes_in_frame": sample.classes_in_frame,
+        "inaudible": sample.inaudible,
     }
 
 

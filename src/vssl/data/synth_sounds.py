@@ -26,8 +26,10 @@ if TYPE_CHECKING:  # synth imports this module; the types are only needed for an
     from vssl.data.synth import SynthClass, SynthConfig
 
 
-def render_audio(rng: np.random.Generator, cfg: SynthConfig, cls: SynthClass) -> np.ndarray:
-    """Class signature (random length >= half the clip, onset, peak level in ``cfg.level_db``) over ambience.
+def render_audio(
+    rng: np.random.Generator, cfg: SynthConfig, cls: SynthClass, level_db: tuple[float, float]
+) -> np.ndarray:
+    """Class signature (random length >= half the clip, onset, peak level in ``level_db``) over ambience.
 
     Returns float32 ``[N]`` in [-1, 1].
     """
@@ -40,7 +42,7 @@ def render_audio(rng: np.random.Generator, cfg: SynthConfig, cls: SynthClass) ->
     ramp = 0.5 - 0.5 * np.cos(np.linspace(0, math.pi, fade))
     signature[:fade] *= ramp
     signature[length - fade :] *= ramp[::-1]
-    signature *= 10 ** (rng.uniform(*cfg.level_db) / 20) / (np.abs(signature).max() + 1e-12)
+    signature *= 10 ** (rng.uniform(*level_db) / 20) / (np.abs(signature).max() + 1e-12)
     out = _ambience(rng, n, cfg.sample_rate, cfg.ambience_db)
     out[onset : onset + length] += signature
     peak = np.abs(out).max()

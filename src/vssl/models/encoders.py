@@ -39,7 +39,7 @@ def norm_layer(kind: str) -> NormLayer:
     BatchNorm normalises a training batch by its own statistics and an inference input by running
     averages. A constant input such as digital silence is an outlier in every batch; an encoder can
     learn to set it apart only relative to its batch, and lose that at inference. GroupNorm has no
-    such gap, which is why the demo's audio encoder uses it.
+    such gap (see also ``TrainConfig.freeze_audio_norm_at``).
     """
     if kind == "batch":
         return nn.BatchNorm2d

@@ -7,8 +7,7 @@ from vssl.models.encoders import BackboneConfig
 from vssl.models.localizer import AVLocalizer, ModelConfig
 from vssl.vision import ImageConfig
 
-# GroupNorm: a silent clip must be embedded the same way in a training batch and at inference.
-_TINY_AUDIO = BackboneConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), stem_width=16, norm="group")
+_TINY_AUDIO = BackboneConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), stem_width=16)
 # Three stages, stride 16: 7x7 maps from 112x112 frames (as ResNet-18 at 224), and a receptive field near
 # the size of an object. Trained from scratch, a deeper trunk sees the whole frame from every location and
 # learns to match clips by context instead of localizing.

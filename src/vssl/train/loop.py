@@ -53,6 +53,8 @@ class TrainConfig:
     device: str = "cpu"  # cpu, cuda, cuda:1, ...
     amp: str = "none"  # autocast precision: none, bf16 or fp16 (fp16 uses a grad scaler; cuda only)
     num_workers: int = 0  # DataLoader worker processes
+    freeze_audio_norm_at: float = 1.0  # fraction of training after which the audio BatchNorm layers run on
+    # their running statistics (frozen), so the encoder learns on what inference computes; 1.0 = never
     cache: bool = False  # keep decoded items in memory (small datasets, num_workers=0): no decoding after epoch 1
     checkpoint_every: int = 100  # steps between resume checkpoints (also written at every epoch end)
     log_every: int = 10  # steps between metric rows
@@ -109,6 +111,18 @@ def resumable(run_dir: str | Path, cfg: TrainConfig) -> bool:
     """Whether ``run_dir`` holds a checkpoint that ``cfg`` can continue (or no checkpoint at all)."""
     path = Path(run_dir) / "checkpoints" / "last.pt"
     return not path.exists() or not run_differences(load_checkpoint(path), cfg)
+
+
+def freeze_batchnorm(module: torch.nn.Module) -> None:
+    """Put ``module``'s BatchNorm layers in inference mode: running statistics, no update; weights still train.
+
+    A silent clip is an outlier in every training batch; an audio encoder normalised by batch statistics
+    can learn to set silence apart only relative to its batch, which inference (running statistics)
+    does not reproduce. Training the last part with frozen statistics removes that gap.
+    """
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 class _MetricsLog:
@@ -208,7 +222,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
     autocast = (
         torch.autocast(device.type, dtype=AMP_DTYPES[cfg.amp]) if AMP_DTYPES[cfg.amp] is not None else nullcontext()
     )
-    model.train()
+    freeze_step = int(cfg.freeze_audio_norm_at * total)
     started, start_step = time.perf_counter(), step
     while step < total:
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
@@ -224,6 +238,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
             persistent_workers=False,
         )
         for sample in loader:
+            model.train()
+            if step >= freeze_step:
+                freeze_batchnorm(model.audnet)
             batch = Batch(
                 images=sample["image"].to(device, non_blocking=True),
                 waves=sample["wave"].to(device, non_blocking=True),
