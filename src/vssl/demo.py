@@ -20,7 +20,6 @@ from typing import Any
 from vssl.atomic import write_text_atomic
 from vssl.config import to_dict
 from vssl.data.formats import read_items
-from vssl.data.negatives import TrainingNegativesConfig
 from vssl.data.synth import SynthConfig, generate
 from vssl.evaluation import report as R
 from vssl.evaluation.maps import compute_maps
@@ -39,13 +38,9 @@ class DemoConfig:
 
     synth: SynthConfig = field(default_factory=SynthConfig)
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            model="small", epochs=16, batch_size=32, lr=1e-3, freeze_audio_norm_at=0.5, cache=True
-        )
+        default_factory=lambda: TrainConfig(model="small", epochs=16, batch_size=32, lr=1e-3, cache=True)
     )
-    sslsan: SSLSaNConfig = field(
-        default_factory=lambda: SSLSaNConfig(negatives=TrainingNegativesConfig(colors=("white",)))
-    )  # the demo trains on white noise, like the authors' noise clip; pink/brown are options
+    sslsan: SSLSaNConfig = field(default_factory=SSLSaNConfig)  # SSL-SaN's negatives (the baseline has none)
     eval_batch_size: int = 64
 
     def methods(self) -> dict[str, ObjectiveConfig]:
