@@ -49,7 +49,7 @@ class DemoConfig:
 
 
 def demo_config(quick: bool = False, seed: int = 0, device: str = "cpu") -> DemoConfig:
-    """The full demo (about 10 minutes on 2 CPU cores) or ``quick`` (about 3 minutes)."""
+    """The full demo (about 8 minutes on 2 CPU cores) or ``quick`` (about 3 minutes)."""
     cfg = DemoConfig()
     if quick:
         cfg = DemoConfig(
