@@ -52,7 +52,10 @@ def maxima_histogram(run: EvalMaps, thresholds: dict[str, float], title: str, pa
 
 def example_grid(run: EvalMaps, title: str, path: Path, count: int = 4) -> Path:
     """Rows of examples; columns = frame, then the map under each condition on a fixed [0, 1] scale."""
-    fig, axes = plt.subplots(count, 1 + len(CONDITIONS), figsize=(2.2 * (1 + len(CONDITIONS)), 2.3 * count))
+    count = min(count, len(run.items))
+    fig, axes = plt.subplots(
+        count, 1 + len(CONDITIONS), figsize=(2.2 * (1 + len(CONDITIONS)), 2.3 * count), squeeze=False
+    )
     for row in range(count):
         item = run.items[row]
         frame = load_image(item.image)

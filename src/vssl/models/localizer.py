@@ -67,8 +67,9 @@ class AVLocalizer(nn.Module):
         """Embeddings of a batch: ``([B, D, h, w], [B, D])``."""
         return self.encode_image(images), self.encode_waveform(waves)
 
+    @torch.no_grad()
     def localize(self, images: torch.Tensor, waves: torch.Tensor) -> torch.Tensor:
-        """Cosine maps ``[B, h, w]`` of each image with its own audio."""
+        """Cosine maps ``[B, h, w]`` of each image with its own audio (inference: no gradients)."""
         return paired_maps(*self(images, waves))
 
 
