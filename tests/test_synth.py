@@ -222,3 +222,8 @@ def test_bad_configs_are_rejected():
         SynthConfig(num_classes=3, max_distractors=3)
     with pytest.raises(ConfigError):
         synth_class_names(0)
+
+
+def test_inaudible_fraction_is_checked():
+    with pytest.raises(ConfigError, match="inaudible_fraction"):
+        dataclasses.replace(TINY, inaudible_fraction=1.5)

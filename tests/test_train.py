@@ -139,13 +139,15 @@ def test_resume_refuses_a_changed_architecture(tmp_path, synth_spec, monkeypatch
     import dataclasses
 
     import vssl.train.loop as loop
+    from vssl.models.localizer import AVLocalizer
     from vssl.models.registry import model_config
 
     cfg = _cfg(synth_spec)
     train(cfg, tmp_path / "run")
     assert loop.resumable(tmp_path / "run", cfg) and loop.resumable(tmp_path / "none", cfg)
-    wider = dataclasses.replace(model_config("test"), embed_dim=32)
+    wider = dataclasses.replace(model_config("test"), embed_dim=32)  # its weights would not even load
     monkeypatch.setattr(loop, "model_config", lambda name: wider)
+    monkeypatch.setattr(loop, "create_model", lambda name: AVLocalizer(wider))
     assert not loop.resumable(tmp_path / "run", cfg)
     with pytest.raises(ConfigError, match="architecture"):
         train(cfg, tmp_path / "run", resume=True)

@@ -95,6 +95,8 @@ class SynthConfig:
             raise ConfigError(f"synth num_classes must be in 2..{len(SYNTH_CLASSES)}, got {self.num_classes}")
         if not 0 <= self.max_distractors < self.num_classes:
             raise ConfigError(f"synth max_distractors must be in 0..num_classes-1, got {self.max_distractors}")
+        if not 0.0 <= self.inaudible_fraction <= 1.0:
+            raise ConfigError(f"synth inaudible_fraction must be in [0, 1], got {self.inaudible_fraction}")
         if min(self.n_train, self.n_calibration, self.n_test) < 0:
             raise ConfigError("synth split sizes must be >= 0")
         if self.image_size < 32:

@@ -192,13 +192,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
     step = 0
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        changed = run_differences(state, cfg)
+        changed = run_differences(state, cfg)  # before loading: a changed architecture would not load
         if changed:
             details = ", ".join(changed)
             raise ConfigError(f"{ckpt_path}: cannot resume with a different config ({details}); use a new run folder")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
         step = int(state["step"])
         log.info("resumed %s at step %d", ckpt_path, step)
     write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
