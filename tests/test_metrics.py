@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from vssl.evaluation import metrics as M
+from vssl.evaluation.gt import box_map, pixel_boxes
 from vssl.evaluation.thresholds import calibrate
 
 
@@ -58,9 +59,12 @@ def test_upsample_preserves_corners_and_never_exceeds_the_max():
     assert torch.all(up.flatten(1).amax(1) <= maps.flatten(1).amax(1) + 1e-6)  # 223 steps miss most 7x7 nodes
 
 
-def test_box_gt_maps_union():
-    gt = M.box_gt_maps([[(0.0, 0.0, 0.5, 0.5), (0.25, 0.25, 0.75, 0.75)], []])
-    assert gt[0].sum() == 112 * 112 * 2 - 56 * 56 and gt[1].sum() == 0
+def test_box_gt_maps_union_and_flickr_consensus():
+    boxes = pixel_boxes([(0.0, 0.0, 0.5, 0.5), (0.25, 0.25, 0.75, 0.75)])
+    vggss, flickr = box_map(boxes, "vggss"), box_map(boxes, "flickr")
+    assert vggss.sum() == 112 * 112 * 2 - 56 * 56
+    assert flickr.max() == 1.0 and flickr.sum() == (112 * 112 * 2 - 56 * 56 * 2) * 0.5 + 56 * 56
+    assert box_map([], "vggss").sum() == 0
 
 
 def test_calibration_thresholds():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vssl.config import apply_overrides, from_dict, load_yaml
 from vssl.errors import VsslError
+from vssl.models.convert import FORMATS
 
 log = logging.getLogger("vssl")
 
@@ -45,6 +46,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from vssl.models.convert import convert
+
+    folder = convert(args.checkpoint, args.format, args.out)
+    print(f"model written to {folder} (load it with vssl.load_model or --model {folder})")
+    return 0
+
+
+def _cmd_localize(args: argparse.Namespace) -> int:
+    from vssl.infer import localize_files, write_json, write_overlay
+    from vssl.models.release import load_model
+
+    if not (args.out or args.json):
+        raise VsslError("localize: give --out PNG and/or --json FILE")
+    result = localize_files(load_model(args.model, device=args.device), args.image, args.audio)
+    h, w = result.cosine_map.shape
+    print(f"cosine map {h}x{w}: min {result.min:.4f} max {result.max:.4f} ({result.map_scale} scale)")
+    if args.out:
+        print(f"overlay written to {write_overlay(result, args.out, title=Path(args.audio).name)}")
+    if args.json:
+        print(f"map written to {write_json(result, args.json)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vssl",
@@ -74,6 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     tr.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. objective.name=ezvsl epochs=2")
     tr.set_defaults(func=_cmd_train)
+
+    conv = sub.add_parser("convert", help="import an official checkpoint (EZ-VSL, FNAC, ...) as a vssl model folder")
+    conv.add_argument("--format", required=True, choices=list(FORMATS), help="the method that wrote the checkpoint")
+    conv.add_argument("checkpoint", help="official checkpoint file (.pth), read with torch.load(weights_only=True)")
+    conv.add_argument("--out", required=True, help="model folder to write (config.json + model.safetensors)")
+    conv.set_defaults(func=_cmd_convert)
+
+    loc = sub.add_parser("localize", help="heatmap of where the sound of an audio clip is in an image")
+    loc.add_argument("--model", required=True, help="model folder (from vssl train or vssl convert)")
+    loc.add_argument("--image", required=True, help="image file (the frame)")
+    loc.add_argument("--audio", required=True, help="audio or video file; its central 3 s are used")
+    loc.add_argument("--out", help="overlay PNG to write (absolute cosine colour scale)")
+    loc.add_argument("--json", help="JSON to write: cosine map rows, min, max, map_scale")
+    loc.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
+    loc.set_defaults(func=_cmd_localize)
     return parser
 
 

@@ -1,9 +1,11 @@
 """Run a model over a dataset under positive and negative audio and keep the cosine maps.
 
-Each image is encoded once and compared with four audios: its own (positive), silence, white
-noise (sigma = 1, clipped; one seeded draw per sample) and an offscreen clip (the audio of another
-item of the same split whose class is not visible in this frame, chosen with a seeded generator).
-The silence embedding is computed once per run.
+Each image is encoded once and compared with: its own audio (positive), silence, white noise
+(sigma = 1, clipped) and offscreen audio (the clip of another item whose class is not visible in this
+frame). Negatives are drawn once per repeat with a recorded seed and pooled, as the reference does
+over 10 seeds. Work shared across images is done once: every clip's audio embedding (positives and
+offscreen partners alike), the silence embedding (once per run) and one noise clip per repeat. The
+image-to-every-audio similarity matrix (retrieval) is filled from the same image features.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from vssl.data.dataset import AVDataset
 from vssl.data.items import AVItem
 from vssl.data.negatives import silence, white_noise
 from vssl.errors import DatasetError
-from vssl.models.localizer import AVLocalizer, paired_maps
+from vssl.evaluation.scoring import MapSet
+from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
 
 CONDITIONS = ("positive", "silence", "noise", "offscreen")
 NEGATIVES = CONDITIONS[1:]
@@ -26,12 +29,20 @@ NEGATIVES = CONDITIONS[1:]
 
 @dataclass
 class EvalMaps:
-    """Cosine maps ``[N, h, w]`` per condition for ``items``; ``offscreen_source[i]`` is the borrowed clip's id."""
+    """Cosine maps per condition: ``maps["positive"]`` ``[N, h, w]`` in item order; ``silence`` ``[N, h, w]``;
+    ``noise`` and ``offscreen`` ``[R*N, h, w]`` repeat-major (map ``r*N + i`` belongs to item ``i``).
+    ``similarity`` ``[N, N]``: max-pooled cosine of image i with audio j (retrieval)."""
 
     items: list[AVItem]
     maps: dict[str, torch.Tensor]
+    owners: dict[str, torch.Tensor]
     offscreen_source: list[str]
-    seed: int
+    seeds: list[int]
+    similarity: torch.Tensor | None = None
+
+    def map_set(self) -> MapSet:
+        negatives = {n: self.maps[n] for n in NEGATIVES}
+        return MapSet(positive=self.maps["positive"], negatives=negatives, owners=dict(self.owners))
 
 
 def offscreen_partners(items: list[AVItem], seed: int) -> list[int]:
@@ -48,10 +59,24 @@ def offscreen_partners(items: list[AVItem], seed: int) -> list[int]:
     return partners
 
 
-def noise_for(index: int, num_samples: int, seed: int) -> torch.Tensor:
-    """The evaluation noise of sample ``index``: white Gaussian, sigma = 1, clipped, ``[num_samples]``."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + index)
-    return white_noise(1, num_samples, g)[0]
+def noise_clip(seed: int, num_samples: int) -> torch.Tensor:
+    """The evaluation noise of one repeat: white Gaussian, sigma = 1, clipped, ``[num_samples]``."""
+    return white_noise(1, num_samples, torch.Generator().manual_seed(seed))[0]
+
+
+def repeat_seeds(seed: int, repeats: int) -> list[int]:
+    """The recorded seed of each negative draw (noise clip and offscreen partners)."""
+    return [seed * 1000 + r for r in range(repeats)]
+
+
+@torch.no_grad()
+def encode_clips(model: AVLocalizer, dataset: AVDataset, batch_size: int, device: str, progress: bool) -> torch.Tensor:
+    """Audio embeddings ``[N, D]`` of every item's clip."""
+    out = []
+    for start in tqdm(range(0, len(dataset), batch_size), disable=not progress, desc="audio", unit="batch"):
+        idx = range(start, min(start + batch_size, len(dataset)))
+        out.append(model.encode_waveform(torch.stack([dataset.load_wave(i) for i in idx]).to(device)))
+    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -62,26 +87,46 @@ def compute_maps(
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    repeats: int = 1,
+    retrieval: bool = True,
 ) -> EvalMaps:
     """Maps of every item under the four conditions (model in eval mode, on ``device``)."""
+    if not items:
+        raise DatasetError("nothing to evaluate: the item list is empty")
     model = model.eval().to(device)
     dataset = AVDataset(items, model.cfg.image, model.cfg.audio, train=False)
-    partners = offscreen_partners(items, seed)
-    num_samples = model.cfg.audio.num_samples
+    n, num_samples = len(items), model.cfg.audio.num_samples
+    seeds = repeat_seeds(seed, repeats)
+    partners = [offscreen_partners(items, s) for s in seeds]
+    audio = encode_clips(model, dataset, batch_size, device, progress)
     silence_emb = model.encode_waveform(silence(1, num_samples).to(device))
+    noise_emb = model.encode_waveform(torch.stack([noise_clip(s, num_samples) for s in seeds]).to(device))
     out: dict[str, list[torch.Tensor]] = {c: [] for c in CONDITIONS}
-    starts = range(0, len(items), batch_size)
-    for start in tqdm(starts, disable=not progress, desc="evaluate", unit="batch"):
-        idx = list(range(start, min(start + batch_size, len(items))))
+    per_repeat: dict[str, list[list[torch.Tensor]]] = {c: [[] for _ in seeds] for c in ("noise", "offscreen")}
+    sims = []
+    for start in tqdm(range(0, n, batch_size), disable=not progress, desc="images", unit="batch"):
+        idx = list(range(start, min(start + batch_size, n)))
         img = model.encode_image(torch.stack([dataset.load_image(i) for i in idx]).to(device))
-        waves = {
-            "positive": [dataset.load_wave(i) for i in idx],
-            "noise": [noise_for(i, num_samples, seed) for i in idx],
-            "offscreen": [dataset.load_wave(partners[i]) for i in idx],
-        }
-        for cond, clips in waves.items():
-            aud = model.encode_waveform(torch.stack(clips).to(device))
-            out[cond].append(paired_maps(img, aud).cpu())
+        out["positive"].append(paired_maps(img, audio[idx]).cpu())
         out["silence"].append(paired_maps(img, silence_emb.expand(len(idx), -1)).cpu())
-    maps = {c: torch.cat(v) for c, v in out.items()}
-    return EvalMaps(items=items, maps=maps, offscreen_source=[items[j].id for j in partners], seed=seed)
+        for r in range(repeats):
+            per_repeat["noise"][r].append(paired_maps(img, noise_emb[r : r + 1].expand(len(idx), -1)).cpu())
+            per_repeat["offscreen"][r].append(paired_maps(img, audio[[partners[r][i] for i in idx]]).cpu())
+        if retrieval:
+            sims.append(pairwise_maps(img, audio).flatten(2).amax(2).cpu())
+    maps = {c: torch.cat(out[c]) for c in ("positive", "silence")}
+    for cond, parts in per_repeat.items():
+        maps[cond] = torch.cat([torch.cat(p) for p in parts])
+    owners = {
+        "silence": torch.arange(n),
+        "noise": torch.arange(n).repeat(repeats),
+        "offscreen": torch.arange(n).repeat(repeats),
+    }
+    return EvalMaps(
+        items=items,
+        maps=maps,
+        owners=owners,
+        offscreen_source=[items[j].id for p in partners for j in p],
+        seeds=seeds,
+        similarity=torch.cat(sims) if retrieval else None,
+    )

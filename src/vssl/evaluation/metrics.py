@@ -1,7 +1,9 @@
 """Localization metrics on batched tensors (SPEC §4). Maps are compared at 224x224.
 
 Conventions: ``maps`` are ``[N, H, W]`` absolute maps on a named scale; ``gt`` are ``[N, 224, 224]``
-ground-truth maps in [0, 1]; a binarised prediction is a bool tensor of the same shape.
+ground-truth maps in [0, 1]; a binarised prediction is a bool tensor of the same shape. Functions keep
+the floating dtype they are given: the reference evaluators work in float64, and a pixel that lies
+exactly on a threshold can flip between float32 and float64.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ CIOU_GRID = torch.linspace(0.0, 1.0, 21, dtype=torch.float64)  # x = 0, 0.05, ..
 
 def upsample(maps: torch.Tensor, size: int = EVAL_SIZE) -> torch.Tensor:
     """``[N, h, w] -> [N, size, size]``, bilinear with align_corners=True (the reference test code)."""
-    return F.interpolate(maps[:, None].float(), size=(size, size), mode="bilinear", align_corners=True)[:, 0]
+    if not maps.is_floating_point():
+        maps = maps.float()
+    if maps.shape[-2:] == (size, size):
+        return maps
+    return F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=True)[:, 0]
 
 
 def peak(maps: torch.Tensor) -> torch.Tensor:
@@ -28,36 +34,50 @@ def to_unit_scale(cosine: torch.Tensor) -> torch.Tensor:
     return (cosine + 1.0) / 2.0
 
 
-def box_gt_maps(boxes: list[list[tuple[float, float, float, float]]], size: int = EVAL_SIZE) -> torch.Tensor:
-    """VGG-SS style ground truth: union of each sample's boxes (normalised xyxy) as a binary map ``[N, S, S]``."""
-    gt = torch.zeros(len(boxes), size, size)
-    for i, sample_boxes in enumerate(boxes):
-        for x0, y0, x1, y1 in sample_boxes:
-            gt[i, int(y0 * size) : int(y1 * size), int(x0 * size) : int(x1 * size)] = 1.0
-    return gt
-
-
 def minmax(maps: torch.Tensor) -> torch.Tensor:
-    """Per-map min-max normalisation of ``[N, H, W]`` (a flat map becomes all zeros)."""
+    """Per-map min-max normalisation of ``[N, H, W]`` (a flat map is left unchanged, as the reference does)."""
     flat = maps.flatten(1)
     lo = flat.min(dim=1, keepdim=True).values
-    hi = flat.max(dim=1, keepdim=True).values
-    return ((flat - lo) / (hi - lo).clamp(min=1e-12)).view_as(maps)
+    span = flat.max(dim=1, keepdim=True).values - lo
+    return torch.where(span > 0, (flat - lo) / span.clamp(min=torch.finfo(flat.dtype).tiny), flat).view_as(maps)
 
 
 def median_binarize(maps: torch.Tensor) -> torch.Tensor:
     """EZ-VSL protocol: min-max each map, keep pixels >= the value at sorted index floor(H*W/2)."""
     norm = minmax(maps).flatten(1)
-    thr = norm.sort(dim=1).values[:, norm.shape[1] // 2]
+    k = norm.shape[1] // 2
+    thr = norm.kthvalue(k + 1, dim=1).values  # the (k+1)-th smallest = sorted index k
     return (norm >= thr[:, None]).view_as(maps)
 
 
+def adaptive_binarize(maps: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+    """Top-k protocol: keep pixels >= the k-th largest value, k = ``area[i]`` (ground-truth pixel count).
+
+    Uses the object's size as a prior; ``area`` 0 keeps nothing.
+    """
+    flat = maps.flatten(1)
+    k = area.long().clamp(min=1, max=flat.shape[1])
+    ordered = flat.sort(dim=1, descending=True).values
+    thr = ordered.gather(1, (k - 1)[:, None])
+    keep = (flat >= thr) & (area > 0)[:, None]
+    return keep.view_as(maps)
+
+
 def ciou(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Consensus IoU per sample: sum(P*G) / (sum(G) + sum(P*[G=0])). ``[N, S, S] -> [N]``."""
+    """Consensus IoU per sample: sum(P*G) / (sum(G) + sum(P*[G=0])). ``[N, S, S] -> [N]`` (0 when both empty)."""
     p = pred.flatten(1).double()
     g = gt.flatten(1).double()
     inter = (p * g).sum(1)
-    return inter / (g.sum(1) + (p * (g == 0)).sum(1)).clamp(min=1e-12)
+    denom = g.sum(1) + (p * (g == 0)).sum(1)
+    return torch.where(denom > 0, inter / denom.clamp(min=1e-300), torch.zeros_like(inter))
+
+
+def iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of two binarised maps per sample, ``[N, S, S] -> [N]``; both empty -> 1, one empty -> 0."""
+    a, b = a.flatten(1), b.flatten(1)
+    inter = (a & b).sum(1).double()
+    union = (a | b).sum(1).double()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
 
 
 def fraction_at_least(values: torch.Tensor, grid: torch.Tensor = CIOU_GRID) -> torch.Tensor:
@@ -91,7 +111,16 @@ def harmonic_mean(a: float, b: float) -> float:
 
 
 def roc_auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
-    """P(score_pos > score_neg) + P(=)/2: the threshold-free ROC-AUC of two score sets."""
-    pos = positive.double()[:, None]
-    neg = negative.double()[None, :]
-    return float(((pos > neg).double() + 0.5 * (pos == neg).double()).mean())
+    """P(score_pos > score_neg) + P(=)/2: the threshold-free ROC-AUC of two score sets (rank formula)."""
+    pos, neg = positive.double().flatten(), negative.double().flatten()
+    scores = torch.cat([pos, neg])
+    order = scores.argsort()
+    ranks = torch.empty_like(scores)
+    ranks[order] = torch.arange(1, scores.numel() + 1, dtype=torch.float64)
+    # average the ranks of ties so that equal scores count one half
+    uniq, inverse = scores.unique(return_inverse=True)
+    sums = torch.zeros_like(uniq).index_add_(0, inverse, ranks)
+    counts = torch.zeros_like(uniq).index_add_(0, inverse, torch.ones_like(ranks))
+    ranks = (sums / counts)[inverse]
+    n_pos, n_neg = pos.numel(), neg.numel()
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

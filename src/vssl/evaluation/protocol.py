@@ -1,73 +1,69 @@
-"""The positive + negative evaluation protocol of the demo and of ``vssl eval`` (SPEC §4).
+"""The positive + negative evaluation protocol of ``vssl eval`` and the demo (SPEC §4).
 
-Protocol, stated in every report:
-* maps are cosine maps at the model's native resolution, upsampled to 224x224 (bilinear,
-  align_corners=True); absolute scale (cos + 1) / 2;
-* universal thresholds calibrated on the calibration split from the pooled negative maps
-  (silence, noise, offscreen); binarisation ``map > threshold``; the headline uses ``maxq3``;
-* ``median`` protocol (EZ-VSL): min-max map, pixels >= the value at sorted index 224*224/2;
-* ground truth: union of the sounding object's boxes (VGG-SS style), binary;
-* ``separability`` (ours): ROC-AUC of the per-map maximum (at 224x224), positive maps vs each negative type.
+A model's cosine maps are scored on the (cos+1)/2 scale at 224x224 (``scoring``); universal thresholds
+are calibrated on a calibration split from the pooled negative maps (silence, noise, offscreen) and
+the headline binarisation is ``map > maxq3``. ``headline`` reduces the full result to the demo's
+contract (``report.json`` -> methods -> M); ``separability`` (ours) is the ROC-AUC of per-map maxima,
+positive vs each negative type.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-
-from vssl.evaluation import metrics as M
+from vssl.evaluation import gt as G
 from vssl.evaluation.maps import NEGATIVES, EvalMaps
-from vssl.evaluation.thresholds import calibrate
+from vssl.evaluation.retrieval import recall_at_k
+from vssl.evaluation.scoring import ScoreConfig, calibrate_maps, score
+from vssl.evaluation.summary import summarise
 
-HEADLINE_THRESHOLD = "maxq3"
+DEFAULT = ScoreConfig()
+HEADLINE_THRESHOLD = DEFAULT.rule
 PROTOCOL = {
-    "map_scale": "(cos+1)/2",
-    "map_size": M.EVAL_SIZE,
-    "upsampling": "bilinear, align_corners=True",
+    **DEFAULT.protocol(),
     "threshold": f"universal {HEADLINE_THRESHOLD}, calibrated on the calibration split (silence+noise+offscreen)",
-    "binarise": "map > threshold",
-    "median_protocol": "min-max map >= value at sorted index 224*224/2",
-    "gt": "union of boxes (VGG-SS style)",
-    "ogl": False,
     "separability": "ours: ROC-AUC of per-map maxima, positive vs negative",
 }
 
 
-def calibrate_from(cal: EvalMaps) -> dict[str, float]:
-    """Universal thresholds on the (cos+1)/2 scale from all negative maps of a calibration run, at 224x224
-    (the resolution at which they binarise maps: upsampling can lower a 7x7 map's maximum)."""
-    negatives = torch.cat([cal.maps[n] for n in NEGATIVES])
-    return calibrate(M.upsample(M.to_unit_scale(negatives)))
+def calibrate_from(cal: EvalMaps, cfg: ScoreConfig = DEFAULT) -> dict[str, float]:
+    """Universal thresholds from all negative maps of a calibration run, at 224x224 (the resolution at
+    which maps are binarised: upsampling can lower a 7x7 map's maximum)."""
+    return calibrate_maps({n: cal.maps[n] for n in NEGATIVES}, cfg)
+
+
+def full_result(run: EvalMaps, thresholds: dict[str, float], cfg: ScoreConfig = DEFAULT) -> dict[str, Any]:
+    """Every metric of one model on one evaluated split, plus retrieval and the negatives' seeds."""
+    gt = G.from_items(run.items)
+    t = thresholds[cfg.rule]
+    per = score(run.map_set(), gt, t, cfg)
+    result = summarise(per, gt, t, f"calibrated ({cfg.rule})", PROTOCOL)
+    result["thresholds"] = dict(thresholds)
+    result["negative_seeds"] = list(run.seeds)
+    if run.similarity is not None:
+        result["retrieval"] = recall_at_k(run.similarity)
+    result["_per_sample"] = per  # dropped before writing JSON; used for CSV and figures
+    return result
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The demo contract M: thresholds, ciou, ap50, auc, pia/aoc/separability per negative, f_pos_neg."""
+    pos, negs = result["positive"], result["negatives"]
+    return {
+        "thresholds": result["thresholds"],
+        "ciou": pos["universal_ciou_mean"],
+        "ap50": pos["universal_ap50"],
+        "auc": pos["universal_auc"],
+        "median_ap50": pos["median_ap50"],
+        "median_auc": pos["median_auc"],
+        "pia": {n: negs[n]["pia"] for n in NEGATIVES},
+        "aoc": {n: negs[n]["aoc"] for n in NEGATIVES},
+        "separability": {n: negs[n]["separability"] for n in NEGATIVES},
+        "f_pos_neg": result["f_pos_neg"],
+        "n": {"test": result["n"]["samples"], "visible": result["n"]["visible"]},
+    }
 
 
 def evaluate(test: EvalMaps, thresholds: dict[str, float]) -> dict[str, Any]:
-    """All headline metrics of one model on a test run; every value a fraction in [0, 1]."""
-    t = thresholds[HEADLINE_THRESHOLD]
-    visible = [i for i, item in enumerate(test.items) if item.boxes]
-    gt = M.box_gt_maps([list(test.items[i].boxes) for i in visible])
-    pos = M.upsample(M.to_unit_scale(test.maps["positive"][visible]))
-    cious = M.ciou(pos > t, gt)
-    median_cious = M.ciou(M.median_binarize(pos), gt)
-    pos_peak = M.peak(test.maps["positive"])
-    result: dict[str, Any] = {
-        "thresholds": dict(thresholds),
-        "ciou": float(cious.mean()),
-        "ap50": M.ap50(cious),
-        "auc": M.auc(cious),
-        "median_ap50": M.ap50(median_cious),
-        "median_auc": M.auc(median_cious),
-        "pia": {},
-        "aoc": {},
-        "separability": {},
-    }
-    for neg in NEGATIVES:
-        neg_maps = M.upsample(M.to_unit_scale(test.maps[neg]))
-        pias = M.pia(neg_maps, t)
-        result["pia"][neg] = float(pias.mean())
-        result["aoc"][neg] = M.aoc(pias)
-        result["separability"][neg] = M.roc_auc(pos_peak, M.peak(test.maps[neg]))
-    mean_clear = sum(1.0 - result["pia"][n] for n in NEGATIVES) / len(NEGATIVES)
-    result["f_pos_neg"] = M.harmonic_mean(result["ciou"], mean_clear)
-    result["n"] = {"test": len(test.items), "visible": len(visible)}
-    return result
+    """The demo's headline metrics of one model on a test run; every value a fraction in [0, 1]."""
+    return headline(full_result(test, thresholds))

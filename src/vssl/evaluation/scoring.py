@@ -1,0 +1,180 @@
+"""Score absolute heatmaps under positive and negative audio: the one implementation behind
+``vssl score`` (maps from any framework), ``vssl eval`` and the demo.
+
+Data flow: maps ``[N, h, w]`` on a named scale -> upsampled to 224x224 in float64 (bilinear,
+align_corners=True) in chunks -> per-sample values (``PerSample``) -> set-level summary (``summarise``).
+Protocols, each named in the result:
+* ``median`` (EZ-VSL): min-max map, pixels >= the value at sorted index 224*224/2;
+* ``universal`` (ICASSP'25): one absolute threshold t, pixels > t; calibrated from negative maps;
+* ``fixed``: pixels >= 0.5 on the absolute scale; ``adaptive``: the top-|G| pixels (uses object size);
+* ``slavc``: confidence = mean of the top quarter of the map, prediction = min-max map >= 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from vssl.errors import VsslError
+from vssl.evaluation import metrics as M
+from vssl.evaluation import slavc
+from vssl.evaluation.gt import GroundTruth
+from vssl.evaluation.thresholds import THRESHOLD_NAMES, thresholds_from_maxima
+
+MAP_SCALES = ("cosine", "unit")
+NEGATIVE_TYPES = ("silence", "noise", "offscreen")
+POSITIVE_PROTOCOLS = ("median", "universal", "fixed", "adaptive")
+
+
+@dataclass
+class ScoreConfig:
+    """How maps are read and binarised."""
+
+    map_scale: str = "cosine"  # scale of the given maps: "cosine" in [-1, 1] or "unit" in [0, 1]
+    threshold_scale: str = "unit"  # absolute scale of thresholds: "unit" = (cos+1)/2 (EZ-VSL family), "cosine" (LVS)
+    rule: str = "maxq3"  # universal threshold used for the headline: max | max10 | maxq3
+    fixed_threshold: float = 0.5  # the `fixed` protocol's threshold on the absolute scale
+    chunk: int = 256  # maps upsampled at a time (memory: chunk x 224 x 224 x 8 bytes)
+
+    def __post_init__(self) -> None:
+        for name, value in (("map_scale", self.map_scale), ("threshold_scale", self.threshold_scale)):
+            if value not in MAP_SCALES:
+                raise VsslError(f"{name} {value!r} unknown; choose one of {list(MAP_SCALES)}")
+        if self.rule not in THRESHOLD_NAMES:
+            raise VsslError(f"threshold rule {self.rule!r} unknown; choose one of {list(THRESHOLD_NAMES)}")
+
+    def absolute(self, maps: torch.Tensor) -> torch.Tensor:
+        """Given-scale maps -> the threshold scale."""
+        if self.map_scale == self.threshold_scale:
+            return maps
+        return M.to_unit_scale(maps) if self.map_scale == "cosine" else 2.0 * maps - 1.0
+
+    def cosine(self, maps: torch.Tensor) -> torch.Tensor:
+        """Given-scale maps -> cosine similarity."""
+        return maps if self.map_scale == "cosine" else 2.0 * maps - 1.0
+
+    def protocol(self) -> dict[str, str]:
+        return {
+            "map_scale": "(cos+1)/2" if self.threshold_scale == "unit" else "cosine",
+            "input_map_scale": self.map_scale,
+            "map_size": f"{M.EVAL_SIZE}x{M.EVAL_SIZE}, bilinear, align_corners=True, float64",
+            "universal": f"map > t, t = {self.rule} of negative-map maxima unless given",
+            "median": "min-max map >= value at sorted index 224*224/2 (EZ-VSL)",
+            "fixed": f"map >= {self.fixed_threshold}",
+            "adaptive": "top-k pixels, k = ground-truth area",
+            "slavc": "confidence = mean of top quarter of the map; prediction = min-max map >= 0.5",
+            "gt": "vggss: union of boxes; flickr: sum of annotators / 2 capped at 1; masks >= 128",
+            "negatives": "pooled over repeats; IoU(pos, neg) between map > t binarisations",
+            "ogl": "no",
+        }
+
+
+@dataclass
+class MapSet:
+    """Maps to score: ``positive`` ``[N, h, w]``; each negative type ``[M, h, w]`` with ``owners[type]``
+    ``[M]`` = the positive sample each negative map belongs to (repeats pool several maps per sample)."""
+
+    positive: torch.Tensor
+    negatives: dict[str, torch.Tensor] = field(default_factory=dict)
+    owners: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.positive.shape[0]
+        for name, maps in self.negatives.items():
+            owners = self.owners.setdefault(name, torch.arange(maps.shape[0]))
+            if maps.shape[0] != owners.shape[0] or (owners.numel() and int(owners.max()) >= n):
+                raise VsslError(f"negative maps {name!r}: {maps.shape[0]} maps do not match the {n} positive maps")
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def check_maps(name: str, maps: torch.Tensor) -> None:
+    if maps.ndim != 3 or min(maps.shape[1:]) < 1:
+        raise VsslError(f"maps {name!r}: expected shape [N, H, W], got {list(maps.shape)}")
+    bad = ~torch.isfinite(maps)
+    if bad.any():
+        first = int(bad.flatten(1).any(1).nonzero()[0])
+        raise VsslError(f"maps {name!r}: {int(bad.sum())} NaN/Inf values (first in map {first})")
+
+
+def negative_maxima(negatives: dict[str, torch.Tensor], cfg: ScoreConfig) -> torch.Tensor:
+    """Per-map maxima ``[sum M]`` at 224x224 on the threshold scale, pooled over negative types."""
+    out = [
+        M.peak(cfg.absolute(maps[sl].double())) for maps in negatives.values() for sl in _chunks(len(maps), cfg.chunk)
+    ]
+    if not out:
+        raise VsslError("no negative maps to calibrate a universal threshold from")
+    return torch.cat(out)
+
+
+def calibrate_maps(negatives: dict[str, torch.Tensor], cfg: ScoreConfig) -> dict[str, float]:
+    """Universal thresholds (max, max10, maxq3) on the threshold scale from negative maps."""
+    return thresholds_from_maxima(negative_maxima(negatives, cfg))
+
+
+@dataclass
+class PerSample:
+    """Per-sample values: ``positive[key]`` ``[N]``; ``negatives[type][key]`` ``[M]`` (with ``owners``)."""
+
+    positive: dict[str, torch.Tensor]
+    negatives: dict[str, dict[str, torch.Tensor]]
+    owners: dict[str, torch.Tensor]
+
+
+def score_positive(maps: torch.Tensor, gt: GroundTruth, t: float, cfg: ScoreConfig) -> dict[str, torch.Tensor]:
+    """Per-sample cIoU under each protocol, SLAVC confidence/cIoU, peak and gt area, ``[N]`` each."""
+    cols: dict[str, list[torch.Tensor]] = {}
+    for sl in _chunks(len(maps), cfg.chunk):
+        up = cfg.absolute(M.upsample(maps[sl].double()))
+        g = gt.maps(range(sl.start, sl.stop))
+        area = (g > 0).flatten(1).sum(1)
+        norm = M.minmax(up)
+        values = {
+            "ciou_median": M.ciou(M.median_binarize(up), g),
+            "ciou_universal": M.ciou(up > t, g),
+            "ciou_fixed": M.ciou(up >= cfg.fixed_threshold, g),
+            "ciou_adaptive": M.ciou(M.adaptive_binarize(up, area), g),
+            "ciou_slavc": M.ciou(norm >= 0.5, g),
+            "confidence": slavc.confidence(up),
+            "peak": up.flatten(1).amax(1),
+            "similarity": cfg.cosine(maps[sl].double()).flatten(1).amax(1),
+            "area": area.double(),
+        }
+        for key, value in values.items():
+            cols.setdefault(key, []).append(value)
+    return {key: torch.cat(parts) for key, parts in cols.items()}
+
+
+def score_negative(
+    maps: torch.Tensor, owners: torch.Tensor, positive: torch.Tensor, t: float, cfg: ScoreConfig
+) -> dict[str, torch.Tensor]:
+    """Per-map pIA, IoU with the owner's positive binarisation, peak and max cosine, ``[M]`` each."""
+    cols: dict[str, list[torch.Tensor]] = {"pia": [], "iou_with_positive": [], "peak": [], "similarity": []}
+    for sl in _chunks(len(maps), cfg.chunk):
+        up = cfg.absolute(M.upsample(maps[sl].double()))
+        pos = cfg.absolute(M.upsample(positive[owners[sl]].double()))
+        cols["pia"].append(M.pia(up, t))
+        cols["iou_with_positive"].append(M.iou(pos > t, up > t))
+        cols["peak"].append(up.flatten(1).amax(1))
+        cols["similarity"].append(cfg.cosine(maps[sl].double()).flatten(1).amax(1))
+    return {key: torch.cat(parts) for key, parts in cols.items()}
+
+
+def score(maps: MapSet, gt: GroundTruth, threshold: float, cfg: ScoreConfig) -> PerSample:
+    """Every per-sample value of a map set at universal ``threshold`` (on the threshold scale)."""
+    check_maps("positive", maps.positive)
+    if len(gt) != maps.positive.shape[0]:
+        raise VsslError(f"{maps.positive.shape[0]} positive maps but {len(gt)} ground-truth entries")
+    for name, neg in maps.negatives.items():
+        check_maps(name, neg)
+        if neg.shape[1:] != maps.positive.shape[1:]:
+            raise VsslError(f"maps {name!r} are {list(neg.shape[1:])}, positive maps {list(maps.positive.shape[1:])}")
+    positive = score_positive(maps.positive, gt, threshold, cfg)
+    negatives = {
+        name: score_negative(neg, maps.owners[name], maps.positive, threshold, cfg)
+        for name, neg in maps.negatives.items()
+    }
+    return PerSample(positive=positive, negatives=negatives, owners=dict(maps.owners))
