@@ -6,6 +6,8 @@ silence is visible as such; a per-image min-max rescaling would hide abstention.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
 
 from vssl.atomic import write_atomic, write_text_atomic  # noqa: E402
+from vssl.evaluation import gt as G  # noqa: E402
 from vssl.evaluation import metrics as M  # noqa: E402
 from vssl.evaluation.maps import CONDITIONS, NEGATIVES, EvalMaps  # noqa: E402
 from vssl.evaluation.protocol import HEADLINE_THRESHOLD  # noqa: E402
+from vssl.evaluation.scoring import POSITIVE_PROTOCOLS, PerSample, ScoreConfig, threshold_curves  # noqa: E402
 from vssl.vision import load_image  # noqa: E402
 
 COLORS = {"positive": "tab:green", "silence": "tab:gray", "noise": "tab:orange", "offscreen": "tab:purple"}
@@ -114,3 +119,94 @@ def markdown(report: dict[str, Any]) -> str:
     for extra in report.get("notes", []):
         lines.append(f"\n{extra}\n")
     return "".join(lines)
+
+
+def threshold_curves_figure(
+    run: EvalMaps, thresholds: dict[str, float], cfg: ScoreConfig, title: str, path: Path
+) -> Path:
+    """Mean pIA of each negative type and mean cIoU of the positives against the universal threshold."""
+    grid = torch.linspace(0.0, 1.0, 101, dtype=torch.float64)
+    if cfg.threshold_scale == "cosine":
+        grid = 2 * grid - 1
+    curves = threshold_curves(run.map_set(), G.from_items(run.items), grid, cfg)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(grid, curves["positive_ciou"], color=COLORS["positive"], label="positive: mean cIoU")
+    for neg in NEGATIVES:
+        ax.plot(grid, curves[f"{neg}_pia"], color=COLORS[neg], label=f"{neg}: mean pIA")
+    for name, value in thresholds.items():
+        ax.axvline(value, linestyle="-" if name == HEADLINE_THRESHOLD else "--", color="k", linewidth=0.8)
+        ax.text(value, 0.98, name, rotation=90, va="top", ha="right", fontsize=7, transform=ax.get_xaxis_transform())
+    ax.set_xlabel(f"universal threshold, {cfg.protocol()['map_scale']}")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def write_per_sample_csv(path: Path, run: EvalMaps, per: PerSample) -> Path:
+    """One row per evaluated item: positive values, and each negative type's values averaged over repeats."""
+    n = len(run.items)
+    columns: dict[str, list] = {"id": [item.id for item in run.items]}
+    for key, values in per.positive.items():
+        if values.ndim == 1:
+            columns[key] = values.tolist()
+    for neg, values in per.negatives.items():
+        owners = per.owners[neg]
+        count = torch.zeros(n, dtype=torch.float64).index_add_(0, owners, torch.ones(len(owners), dtype=torch.float64))
+        for key, v in values.items():
+            total = torch.zeros(n, dtype=torch.float64).index_add_(0, owners, v.double())
+            columns[f"{neg}_{key}"] = (total / count.clamp(min=1)).tolist()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in zip(*columns.values(), strict=True):
+        writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+    write_text_atomic(path, buffer.getvalue())
+    return path
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def eval_markdown(report: dict[str, Any]) -> str:
+    """A single model's evaluation as Markdown (values in %), protocol and counts spelled out."""
+    res = report["result"]
+    pos, lines = res["positive"], [f"# {report['title']}\n\n", "Values in %.\n\n"]
+    lines.append(f"Universal threshold: {res['threshold']:.4f} ({res['threshold_source']}).\n\n")
+    lines.append("## Positive audio (visible samples)\n\n| protocol | cIoU mean | AP50 | AUC |\n|---|---|---|---|\n")
+    for p in POSITIVE_PROTOCOLS:
+        lines.append(f"| {p} | {_fmt(pos[f'{p}_ciou_mean'])} | {_fmt(pos[f'{p}_ap50'])} | {_fmt(pos[f'{p}_auc'])} |\n")
+    lines.append("\n## Negative audio\n\n| type | pIA (lower better) | AOC | IoU with positive | separability |\n")
+    lines.append("|---|---|---|---|---|\n")
+    for neg, v in res["negatives"].items():
+        lines.append(
+            f"| {neg} | {_fmt(v['pia'])} | {_fmt(v['aoc'])} | {_fmt(v['iou_with_positive'])} | "
+            f"{_fmt(v['separability'])} |\n"
+        )
+    lines.append(f"\nF_pos_neg {_fmt(res['f_pos_neg'])}, F_AUC_AOC {_fmt(res['f_auc_aoc'])}.\n")
+    s = res["slavc"]
+    lines.append(
+        f"\n## SLAVC extended-set metrics\n\nprecision {_fmt(s['precision'])}, AP {_fmt(s['ap'])}, "
+        f"max-F1 {_fmt(s['max_f1'])}, AUC (visible) {_fmt(s['auc_visible'])}.\n"
+    )
+    if "retrieval" in res:
+        lines.append("\n## Retrieval (max-pooled similarity)\n\n")
+        lines.extend(f"- {k}: {_fmt(v)}\n" for k, v in res["retrieval"].items())
+    lines.append("\n## Similarity statistics (ours: max-pooled cosine; d' = (mean_pos - mean_neg) / pooled std)\n\n")
+    lines.append(f"- positive: mean {res['positive']['similarity']['mean']:.3f}\n")
+    for neg, v in res["negatives"].items():
+        sim = v["similarity"]
+        lines.append(f"- {neg}: mean {sim['mean']:.3f}, std {sim['std']:.3f}, d' {sim['d_prime']:.2f}\n")
+    lines.append(f"\n## Counts\n\n{json.dumps(res['n'])}; negative seeds {res.get('negative_seeds')}\n")
+    if res["gt_issues"]:
+        lines.append(f"\n{len(res['gt_issues'])} ground-truth issues (first 20):\n")
+        lines.extend(f"- {issue}\n" for issue in res["gt_issues"][:20])
+    lines.append("\n## Protocol\n\n")
+    lines.extend(f"- {k}: {v}\n" for k, v in report["protocol"].items())
+    return "".join(lines)
+
+
+def write_eval_markdown(path: Path, report: dict[str, Any]) -> Path:
+    write_text_atomic(path, eval_markdown(report))
+    return path

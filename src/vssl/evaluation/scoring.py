@@ -18,6 +18,7 @@ import torch
 
 from vssl.errors import VsslError
 from vssl.evaluation import metrics as M
+from vssl.evaluation import segmentation as seg
 from vssl.evaluation import slavc
 from vssl.evaluation.gt import GroundTruth
 from vssl.evaluation.thresholds import THRESHOLD_NAMES, thresholds_from_maxima
@@ -127,6 +128,7 @@ class PerSample:
 def score_positive(maps: torch.Tensor, gt: GroundTruth, t: float, cfg: ScoreConfig) -> dict[str, torch.Tensor]:
     """Per-sample cIoU under each protocol, SLAVC confidence/cIoU, peak and gt area, ``[N]`` each."""
     cols: dict[str, list[torch.Tensor]] = {}
+    masked = torch.tensor([m is not None for m in gt.masks], dtype=torch.bool)
     for sl in _chunks(len(maps), cfg.chunk):
         up = cfg.absolute(M.upsample(maps[sl].double()))
         g = gt.maps(range(sl.start, sl.stop))
@@ -143,9 +145,25 @@ def score_positive(maps: torch.Tensor, gt: GroundTruth, t: float, cfg: ScoreConf
             "similarity": cfg.cosine(maps[sl].double()).flatten(1).amax(1),
             "area": area.double(),
         }
+        if masked.any():
+            values.update(_segmentation(up, g, masked[sl], t, cfg))
         for key, value in values.items():
             cols.setdefault(key, []).append(value)
     return {key: torch.cat(parts) for key, parts in cols.items()}
+
+
+def _segmentation(up: torch.Tensor, g: torch.Tensor, masked: torch.Tensor, t: float, cfg: ScoreConfig):
+    """AVSBench values of mask samples (NaN / zeros elsewhere): IoU of ``map > t``, P/R curves ``[n, 255]``."""
+    unit = up if cfg.threshold_scale == "unit" else M.to_unit_scale(up)
+    precision, recall = seg.precision_recall_curves(unit, g)
+    keep = masked[:, None]
+    return {
+        "mask_iou": torch.where(
+            masked, seg.mask_iou(up > t, g), torch.full_like(masked, torch.nan, dtype=torch.float64)
+        ),
+        "mask_precision": torch.where(keep, precision, torch.zeros_like(precision)),
+        "mask_recall": torch.where(keep, recall, torch.zeros_like(recall)),
+    }
 
 
 def score_negative(
@@ -178,3 +196,36 @@ def score(maps: MapSet, gt: GroundTruth, threshold: float, cfg: ScoreConfig) -> 
         for name, neg in maps.negatives.items()
     }
     return PerSample(positive=positive, negatives=negatives, owners=dict(maps.owners))
+
+
+def threshold_curves(maps: MapSet, gt: GroundTruth, grid: torch.Tensor, cfg: ScoreConfig) -> dict[str, torch.Tensor]:
+    """Mean cIoU of visible positives and mean pIA of each negative type at every ``map > t``, t in ``grid``
+    (threshold scale): ``{"positive_ciou": [T], "<type>_pia": [T]}``. One histogram pass per map."""
+    grid = grid.double()
+    visible = gt.visible
+
+    def suffix_counts(up: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        # pixels strictly above grid[j] = pixels whose bin (number of grid values < value) exceeds j
+        bins = torch.bucketize(up.flatten(1), grid, right=False)
+        hist = torch.zeros(up.shape[0], grid.numel() + 1, dtype=torch.float64).scatter_add_(1, bins, weight)
+        return hist.flip(1).cumsum(1).flip(1)[:, 1:]
+
+    curves: dict[str, torch.Tensor] = {"positive_ciou": torch.zeros(grid.numel(), dtype=torch.float64)}
+    for sl in _chunks(len(maps.positive), cfg.chunk):
+        keep = visible[sl]
+        if not keep.any():
+            continue
+        up = cfg.absolute(M.upsample(maps.positive[sl][keep].double()))
+        g = gt.maps([i for i in range(sl.start, sl.stop) if visible[i]]).flatten(1)
+        inter = suffix_counts(up, g)
+        outside = suffix_counts(up, (g == 0).double())
+        curves["positive_ciou"] += (inter / (g.sum(1, keepdim=True) + outside).clamp(min=1e-300)).sum(0)
+    curves["positive_ciou"] /= max(int(visible.sum()), 1)
+    pixels = M.EVAL_SIZE**2
+    for name, neg in maps.negatives.items():
+        total = torch.zeros(grid.numel(), dtype=torch.float64)
+        for sl in _chunks(len(neg), cfg.chunk):
+            up = cfg.absolute(M.upsample(neg[sl].double()))
+            total += suffix_counts(up, torch.ones(up.shape[0], pixels, dtype=torch.float64)).sum(0) / pixels
+        curves[f"{name}_pia"] = total / max(len(neg), 1)
+    return curves

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from vssl.evaluation import metrics as M
+from vssl.evaluation import segmentation as seg
 from vssl.evaluation import slavc
 from vssl.evaluation.gt import GroundTruth
 from vssl.evaluation.scoring import POSITIVE_PROTOCOLS, PerSample
@@ -94,5 +95,12 @@ def summarise(
     is3 = {p: grouped_metrics(pos[f"ciou_{p}"], gt.groups, visible) for p in ("universal", "median")}
     if any(is3.values()):
         result["is3"] = is3
+    if "mask_iou" in pos:
+        masked = ~torch.isnan(pos["mask_iou"])
+        result["avsbench"] = {
+            "miou": _mean(pos["mask_iou"][masked]),
+            **seg.f_measure(pos["mask_precision"][masked], pos["mask_recall"][masked]),
+            "n": int(masked.sum()),
+        }
     result["gt_issues"] = list(gt.issues)
     return result

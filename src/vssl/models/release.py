@@ -64,3 +64,12 @@ def load_model(name_or_path: str | Path, device: str = "cpu") -> AVLocalizer:
     except RuntimeError as exc:
         raise VsslError(f"{weights}: weights do not match {folder / 'config.json'}: {exc}") from exc
     return model.eval().to(device)
+
+
+def update_release_config(folder: str | Path, **entries: Any) -> Path:
+    """Set top-level entries of a release's ``config.json`` (e.g. ``calibration``), atomically."""
+    config = read_release_config(folder)
+    config.update(entries)
+    path = Path(folder) / "config.json"
+    write_text_atomic(path, json.dumps(config, indent=2) + "\n")
+    return path
