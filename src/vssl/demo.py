@@ -42,6 +42,7 @@ class DemoConfig:
     )
     sslsan: SSLSaNConfig = field(default_factory=SSLSaNConfig)  # SSL-SaN's negatives (the baseline has none)
     eval_batch_size: int = 64
+    eval_repeats: int = 10  # negative draws pooled in evaluation (noise clip, offscreen partners), seeded
 
     def methods(self) -> dict[str, ObjectiveConfig]:
         """The two contenders: identical but for the negatives."""
@@ -85,7 +86,9 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
         timing[f"train_{name}_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         maps = {
-            split: compute_maps(model, items, cfg.eval_batch_size, cfg.train.device, cfg.synth.seed, progress)
+            split: compute_maps(
+                model, items, cfg.eval_batch_size, cfg.train.device, cfg.synth.seed, progress, cfg.eval_repeats
+            )
             for split, items in (("calibration", calibration_items), ("test", test_items))
         }
         thresholds = calibrate_from(maps["calibration"])

@@ -43,11 +43,13 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
 
 
 def median_binarize(maps: torch.Tensor) -> torch.Tensor:
-    """EZ-VSL protocol: min-max each map, keep pixels >= the value at sorted index floor(H*W/2)."""
-    norm = minmax(maps).flatten(1)
-    k = norm.shape[1] // 2
-    thr = norm.kthvalue(k + 1, dim=1).values  # the (k+1)-th smallest = sorted index k
-    return (norm >= thr[:, None]).view_as(maps)
+    """EZ-VSL protocol: min-max each map, keep pixels >= the value at sorted index floor(H*W/2).
+
+    Min-max is monotone, so the kept pixels are those >= the raw map's value of the same rank.
+    """
+    flat = maps.flatten(1)
+    thr = flat.kthvalue(flat.shape[1] // 2 + 1, dim=1).values  # the (k+1)-th smallest = sorted index k
+    return (flat >= thr[:, None]).view_as(maps)
 
 
 def adaptive_binarize(maps: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
@@ -56,11 +58,12 @@ def adaptive_binarize(maps: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
     Uses the object's size as a prior; ``area`` 0 keeps nothing.
     """
     flat = maps.flatten(1)
-    k = area.long().clamp(min=1, max=flat.shape[1])
-    ordered = flat.sort(dim=1, descending=True).values
-    thr = ordered.gather(1, (k - 1)[:, None])
-    keep = (flat >= thr) & (area > 0)[:, None]
-    return keep.view_as(maps)
+    size = flat.shape[1]
+    thr = torch.full((flat.shape[0], 1), torch.inf, dtype=flat.dtype)
+    for i, k in enumerate(area.tolist()):
+        if k > 0:  # k-th largest = (size - k + 1)-th smallest; k varies per map, so one selection per map
+            thr[i] = flat[i].kthvalue(size - min(int(k), size) + 1).values
+    return (flat >= thr).view_as(maps)
 
 
 def ciou(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ class ScoreConfig:
     threshold_scale: str = "unit"  # absolute scale of thresholds: "unit" = (cos+1)/2 (EZ-VSL family), "cosine" (LVS)
     rule: str = "maxq3"  # universal threshold used for the headline: max | max10 | maxq3
     fixed_threshold: float = 0.5  # the `fixed` protocol's threshold on the absolute scale
-    chunk: int = 256  # maps upsampled at a time (memory: chunk x 224 x 224 x 8 bytes)
+    chunk: int = 64  # maps upsampled at a time (memory: chunk x 224 x 224 x 8 bytes)
 
     def __post_init__(self) -> None:
         for name, value in (("map_scale", self.map_scale), ("threshold_scale", self.threshold_scale)):
