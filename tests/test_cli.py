@@ -5,7 +5,7 @@ import pytest
 
 from vssl.cli import build_parser, main
 
-SUBCOMMANDS = ["demo", "synth", "train"]
+SUBCOMMANDS = ["demo", "synth", "train", "convert", "localize", "score", "eval", "prepare"]
 
 
 def test_every_subcommand_has_help(capsys):

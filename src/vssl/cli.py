@@ -46,6 +46,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from vssl.data.prepare import PrepareConfig, prepare
+
+    cfg = PrepareConfig(
+        frames_at=tuple(args.frames_at or ()), workers=args.workers, split=args.split, min_duration=args.min_duration
+    )
+    summary = prepare(Path(args.videos), Path(args.out), cfg, progress=not args.no_progress)
+    print(summary.text())
+    print(f"data spec: vggsound:{args.out} (split {cfg.split!r})")
+    return 0 if summary.ids else 1
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from vssl.models.convert import convert
 
@@ -68,6 +80,65 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     if args.json:
         print(f"map written to {write_json(result, args.json)}")
     return 0
+
+
+def _score_config(args: argparse.Namespace):
+    from vssl.evaluation.scoring import ScoreConfig
+
+    return ScoreConfig(map_scale=args.map_scale, threshold_scale=args.threshold_scale, rule=args.rule)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from vssl.evaluation.report import write_json
+    from vssl.evaluation.score_files import score_files
+
+    result, _ = score_files(args.maps, args.gt, _score_config(args), args.threshold, args.calibration)
+    write_json(Path(args.out), result)
+    pos = result["positive"]
+    print(f"threshold {result['threshold']:.4f} ({result['threshold_source']})")
+    fmt = {
+        k: "n/a" if pos[k] is None else f"{pos[k]:.4f}"
+        for k in ("universal_ciou_mean", "universal_ap50", "universal_auc")
+    }
+    print(f"universal: cIoU {fmt['universal_ciou_mean']}  AP50 {fmt['universal_ap50']}  AUC {fmt['universal_auc']}")
+    for neg, v in result["negatives"].items():
+        print(f"{neg}: pIA {v['pia']:.4f}  AOC {v['aoc']:.4f}")
+    print(f"result: {args.out}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from vssl.evaluation.run import EvalConfig, run_eval
+
+    cfg = EvalConfig(
+        model=args.model,
+        data=args.data,
+        split=args.split,
+        calibration_split=None if args.calibration_split in ("", "none") else args.calibration_split,
+        repeats=args.repeats,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
+        write_calibration=args.write_calibration,
+        score=_score_config(args),
+    )
+    report = run_eval(cfg, args.out, progress=not args.no_progress)
+    print((Path(args.out) / "report.md").read_text())
+    print(f"report: {Path(args.out) / 'report.json'} ({report['timing']['images_per_s']:.1f} images/s)")
+    return 0
+
+
+def _add_scale_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--map-scale", default="cosine", choices=["cosine", "unit"], help="scale of the maps (default cosine)"
+    )
+    p.add_argument(
+        "--threshold-scale",
+        default="unit",
+        choices=["unit", "cosine"],
+        help="absolute scale thresholds apply to: unit = (cos+1)/2 (EZ-VSL family, default), cosine (LVS family)",
+    )
+    p.add_argument("--rule", default="maxq3", choices=["max", "max10", "maxq3"], help="universal threshold rule")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. objective.name=ezvsl epochs=2")
     tr.set_defaults(func=_cmd_train)
 
+    prep = sub.add_parser("prepare", help="extract frames and 16 kHz audio from a folder of videos (vggsound layout)")
+    prep.add_argument("videos", metavar="VIDEOS_DIR", help="folder of videos (searched recursively)")
+    prep.add_argument("out", metavar="OUT_DIR", help="output: frames/, audio/, SPLIT.txt; read as vggsound:OUT_DIR")
+    prep.add_argument("--frames-at", type=float, nargs="+", metavar="T", help="frame times in s (default: the middle)")
+    prep.add_argument("--workers", type=int, default=0, help="worker processes (default 0: one per CPU core)")
+    prep.add_argument("--split", default="train", help="name of the id list written as OUT_DIR/SPLIT.txt")
+    prep.add_argument("--min-duration", type=float, default=3.0, help="shorter clips fail as too short (0 keeps all)")
+    prep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    prep.set_defaults(func=_cmd_prepare)
+
     conv = sub.add_parser("convert", help="import an official checkpoint (EZ-VSL, FNAC, ...) as a vssl model folder")
     conv.add_argument("--format", required=True, choices=list(FORMATS), help="the method that wrote the checkpoint")
     conv.add_argument("checkpoint", help="official checkpoint file (.pth), read with torch.load(weights_only=True)")
@@ -114,6 +195,36 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--json", help="JSON to write: cosine map rows, min, max, map_scale")
     loc.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
     loc.set_defaults(func=_cmd_localize)
+
+    sc = sub.add_parser("score", help="score saved heatmaps of any model against ground truth (positive + negatives)")
+    sc.add_argument("--maps", required=True, help="MAPS.npz: positive [N,H,W], optional silence/noise/offscreen")
+    sc.add_argument(
+        "--gt", required=True, help='GT.json: per sample {"boxes": [[x0,y0,x1,y1]], "gt_style"} or {"mask"}'
+    )
+    sc.add_argument("--out", required=True, help="RESULT.json to write")
+    sc.add_argument("--threshold", type=float, help="universal threshold (on the threshold scale); default: calibrated")
+    sc.add_argument("--calibration", help="CAL.npz whose negative maps calibrate the universal threshold")
+    _add_scale_options(sc)
+    sc.set_defaults(func=_cmd_score)
+
+    ev = sub.add_parser("eval", help="evaluate a model on a dataset under positive, silence, noise, offscreen audio")
+    ev.add_argument("--model", required=True, help="model folder (vssl train / convert / demo models/...)")
+    ev.add_argument("--data", required=True, help="data spec FORMAT:ROOT, e.g. synth:./vssl-demo/data")
+    ev.add_argument("--out", required=True, help="report folder")
+    ev.add_argument("--split", default="test", help="evaluated split (default test)")
+    ev.add_argument(
+        "--calibration-split",
+        default="calibration",
+        help="split calibrating the universal thresholds; 'none' = use the model's stored calibration",
+    )
+    ev.add_argument("--repeats", type=int, default=10, help="negative draws pooled (seeded; default 10)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the negative draws")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
+    ev.add_argument("--write-calibration", action="store_true", help="store the calibrated thresholds in the model")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_scale_options(ev)
+    ev.set_defaults(func=_cmd_eval)
     return parser
 
 

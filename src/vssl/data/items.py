@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+GT_STYLES = ("vggss", "flickr")
+"""How the evaluator builds a ground-truth map from ``AVItem.boxes`` (SPEC §4)."""
+
 
 @dataclass(frozen=True)
 class AVItem:
@@ -14,6 +17,9 @@ class AVItem:
     full-frame coordinates ([0, 1]); an empty tuple means no visible source.
     ``classes`` names every sound class visible in the frame (the sounding one and any silent
     distractors): offscreen negatives are drawn from classes not in this set.
+    ``gt_style`` says how the boxes become a ground-truth map: ``"vggss"`` = union of the boxes,
+    binary; ``"flickr"`` = one box per annotator, sum / 2 capped at 1 (annotator consensus).
+    ``group`` ties items that show the same image with different sounding sources (IS3 pairs, for iIoU).
     """
 
     id: str
@@ -23,3 +29,9 @@ class AVItem:
     mask: Path | None = None
     label: str | None = None
     classes: tuple[str, ...] = field(default=())
+    gt_style: str = "vggss"
+    group: str | None = None
+
+    def __post_init__(self):
+        if self.gt_style not in GT_STYLES:
+            raise ValueError(f"item {self.id}: gt_style {self.gt_style!r} is not one of {GT_STYLES}")

@@ -63,13 +63,22 @@ class GroundTruth:
         return torch.tensor([len(b) for b in self.boxes], dtype=torch.long)
 
     def maps(self, indices: Sequence[int], size: int = EVAL_SIZE) -> torch.Tensor:
-        """Ground-truth maps ``[len(indices), size, size]`` float64 in [0, 1]."""
+        """Localization ground truth ``[len(indices), size, size]`` float64 in [0, 1]: the boxes when a
+        sample has any (the cIoU protocols of VGG-SS, Flickr and IS3 are box-based), else its mask."""
+        out = torch.zeros(len(indices), size, size, dtype=torch.float64)
+        for row, i in enumerate(indices):
+            if not self.boxes[i] and self.masks[i] is not None:
+                out[row] = load_mask(self.masks[i], size)
+            else:
+                out[row] = box_map(self.boxes[i], self.styles[i], size)
+        return out
+
+    def mask_maps(self, indices: Sequence[int], size: int = EVAL_SIZE) -> torch.Tensor:
+        """Segmentation ground truth (AVSBench metrics) ``[len(indices), size, size]``; zeros where no mask."""
         out = torch.zeros(len(indices), size, size, dtype=torch.float64)
         for row, i in enumerate(indices):
             if self.masks[i] is not None:
                 out[row] = load_mask(self.masks[i], size)
-            else:
-                out[row] = box_map(self.boxes[i], self.styles[i], size)
         return out
 
 
@@ -84,7 +93,8 @@ def box_map(boxes: Sequence[Box], style: str, size: int = EVAL_SIZE) -> torch.Te
 
 
 def load_mask(path: Path, size: int = EVAL_SIZE) -> torch.Tensor:
-    """A binary mask image resized (nearest) to ``[size, size]``; foreground = value >= half of full scale."""
+    """A binary mask image resized (nearest) to ``[size, size]``; foreground = any non-zero pixel
+    (0/255 masks, 0/1 masks and palette masks alike)."""
     try:
         with Image.open(path) as img:
             img.load()
@@ -93,7 +103,7 @@ def load_mask(path: Path, size: int = EVAL_SIZE) -> torch.Tensor:
         raise GroundTruthError(f"{path}: mask file not found") from None
     except Exception as exc:
         raise GroundTruthError(f"{path}: cannot read mask image ({exc})") from exc
-    return torch.from_numpy(np.asarray(gray, dtype=np.float64) >= 128).double()
+    return torch.from_numpy(np.asarray(gray, dtype=np.float64) > 0).double()
 
 
 def pixel_boxes(boxes: Sequence[Sequence[float]], size: int = EVAL_SIZE) -> list[Box]:

@@ -46,17 +46,33 @@ class EvalMaps:
 
 
 def offscreen_partners(items: list[AVItem], seed: int) -> list[int]:
-    """For each item, the index of an item whose label is not among its visible classes (seeded choice)."""
+    """For each item, the index of another item to borrow offscreen audio from (seeded choice).
+
+    Rule: with class labels, a clip whose label is not among the frame's visible classes; without
+    labels (Flickr, MS3, plain folders) any other clip of another image group — it may then share a
+    class with the frame, which the report states (``offscreen_rule``).
+    """
     labels = np.array([item.label for item in items], dtype=object)
+    groups = np.array([item.group or item.id for item in items], dtype=object)
     partners = []
     for i, item in enumerate(items):
-        visible = set(item.classes) | {item.label}
-        candidates = np.flatnonzero([label not in visible for label in labels])
+        if item.label is None:
+            candidates = np.flatnonzero(groups != groups[i])
+        else:
+            visible = set(item.classes) | {item.label}
+            candidates = np.flatnonzero([label not in visible for label in labels])
         if candidates.size == 0:
             raise DatasetError(f"item {item.id}: no other item has a class absent from its frame (offscreen negative)")
         rng = np.random.default_rng([seed, i])
         partners.append(int(candidates[rng.integers(candidates.size)]))
     return partners
+
+
+def offscreen_rule(items: list[AVItem]) -> str:
+    unlabeled = sum(item.label is None for item in items)
+    if not unlabeled:
+        return "a clip whose class is not visible in the frame"
+    return f"{unlabeled} unlabeled items: any clip of another image (may share a class); others: a class not visible"
 
 
 def noise_clip(seed: int, num_samples: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from vssl.evaluation import gt as G
-from vssl.evaluation.maps import NEGATIVES, EvalMaps
+from vssl.evaluation.maps import NEGATIVES, EvalMaps, offscreen_rule
 from vssl.evaluation.retrieval import recall_at_k
 from vssl.evaluation.scoring import ScoreConfig, calibrate_maps, score
 from vssl.evaluation.summary import summarise
@@ -40,6 +40,7 @@ def full_result(run: EvalMaps, thresholds: dict[str, float], cfg: ScoreConfig = 
     result = summarise(per, gt, t, f"calibrated ({cfg.rule})", PROTOCOL)
     result["thresholds"] = dict(thresholds)
     result["negative_seeds"] = list(run.seeds)
+    result["offscreen_rule"] = offscreen_rule(run.items)
     if run.similarity is not None:
         result["retrieval"] = recall_at_k(run.similarity)
     result["_per_sample"] = per  # dropped before writing JSON; used for CSV and figures

@@ -169,6 +169,10 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def eval_markdown(report: dict[str, Any]) -> str:
     """A single model's evaluation as Markdown (values in %), protocol and counts spelled out."""
     res = report["result"]
@@ -194,10 +198,10 @@ def eval_markdown(report: dict[str, Any]) -> str:
         lines.append("\n## Retrieval (max-pooled similarity)\n\n")
         lines.extend(f"- {k}: {_fmt(v)}\n" for k, v in res["retrieval"].items())
     lines.append("\n## Similarity statistics (ours: max-pooled cosine; d' = (mean_pos - mean_neg) / pooled std)\n\n")
-    lines.append(f"- positive: mean {res['positive']['similarity']['mean']:.3f}\n")
+    lines.append(f"- positive: mean {_num(res['positive']['similarity']['mean'])}\n")
     for neg, v in res["negatives"].items():
         sim = v["similarity"]
-        lines.append(f"- {neg}: mean {sim['mean']:.3f}, std {sim['std']:.3f}, d' {sim['d_prime']:.2f}\n")
+        lines.append(f"- {neg}: mean {_num(sim['mean'])}, std {_num(sim['std'])}, d' {_num(sim['d_prime'])}\n")
     lines.append(f"\n## Counts\n\n{json.dumps(res['n'])}; negative seeds {res.get('negative_seeds')}\n")
     if res["gt_issues"]:
         lines.append(f"\n{len(res['gt_issues'])} ground-truth issues (first 20):\n")

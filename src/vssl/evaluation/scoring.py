@@ -65,7 +65,7 @@ class ScoreConfig:
             "fixed": f"map >= {self.fixed_threshold}",
             "adaptive": "top-k pixels, k = ground-truth area",
             "slavc": "confidence = mean of top quarter of the map; prediction = min-max map >= 0.5",
-            "gt": "vggss: union of boxes; flickr: sum of annotators / 2 capped at 1; masks >= 128",
+            "gt": "vggss: union of boxes; flickr: sum of annotators / 2 capped at 1; masks: non-zero pixels",
             "negatives": "pooled over repeats; IoU(pos, neg) between map > t binarisations",
             "ogl": "no",
         }
@@ -146,7 +146,7 @@ def score_positive(maps: torch.Tensor, gt: GroundTruth, t: float, cfg: ScoreConf
             "area": area.double(),
         }
         if masked.any():
-            values.update(_segmentation(up, g, masked[sl], t, cfg))
+            values.update(_segmentation(up, gt.mask_maps(range(sl.start, sl.stop)), masked[sl], t, cfg))
         for key, value in values.items():
             cols.setdefault(key, []).append(value)
     return {key: torch.cat(parts) for key, parts in cols.items()}

@@ -33,9 +33,11 @@ def positive_metrics(values: dict[str, torch.Tensor], visible: torch.Tensor) -> 
     return out
 
 
-def similarity_stats(pos: torch.Tensor, neg: torch.Tensor) -> dict[str, float]:
+def similarity_stats(pos: torch.Tensor, neg: torch.Tensor) -> dict[str, float | None]:
     """(ours) mean/std of max-pooled cosine similarity and d' = (mean_pos - mean_neg) / pooled std."""
     pos, neg = pos.double(), neg.double()
+    if not pos.numel() or not neg.numel():
+        return {"mean": _mean(neg), "std": None, "d_prime": None}
     pooled = ((pos.var(unbiased=False) + neg.var(unbiased=False)) / 2).sqrt()
     return {
         "mean": float(neg.mean()),
@@ -71,18 +73,21 @@ def summarise(
         "negatives": {},
     }
     result["n"]["negatives"] = {name: int(v["pia"].numel()) for name, v in per.negatives.items()}
-    pos_peak = pos["peak"][visible]
+    # positives compared with negatives: the visible samples; in a set without any annotation (a training
+    # set, a plain folder) every sample's own audio is taken as positive
+    audible = visible if visible.any() else torch.ones_like(visible)
+    pos_peak = pos["peak"][audible]
     for name, neg in per.negatives.items():
         result["negatives"][name] = {
             "pia": _mean(neg["pia"]),
             "aoc": M.aoc(neg["pia"]),
             "iou_with_positive": _mean(neg["iou_with_positive"]),
             "separability": M.roc_auc(pos_peak, neg["peak"]) if pos_peak.numel() else None,
-            "similarity": similarity_stats(pos["similarity"][visible], neg["similarity"]),
+            "similarity": similarity_stats(pos["similarity"][audible], neg["similarity"]),
         }
     result["positive"]["similarity"] = {
-        "mean": _mean(pos["similarity"][visible]),
-        "std": float(pos["similarity"][visible].double().std(unbiased=False)) if pos_peak.numel() else None,
+        "mean": _mean(pos["similarity"][audible]),
+        "std": float(pos["similarity"][audible].double().std(unbiased=False)) if pos_peak.numel() else None,
     }
     negs = result["negatives"].values()
     ciou_mean, auc = result["positive"]["universal_ciou_mean"], result["positive"]["universal_auc"]
