@@ -22,12 +22,11 @@ need an id list of names. A missing image or audio file is an error; a missing m
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from vssl.data.formats.boxes import clean_boxes
-from vssl.data.formats.layout import require_dir, require_media, require_root, split_ids
+from vssl.data.formats.layout import read_json_list, require_dir, require_media, require_root, split_ids
 from vssl.data.formats.report import ItemList, ReadReport, finish
 from vssl.data.items import AVItem
 from vssl.errors import DatasetError
@@ -67,12 +66,7 @@ def parse_name(name: str) -> tuple[str, str, tuple[str, ...]]:
 
 def load_entries(path: Path) -> list[tuple[str, str, list]]:
     """``[(image file name, audio file name, gt_box), ...]`` from the annotation JSON."""
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path}: not a readable JSON file ({exc})") from exc
-    if not isinstance(entries, list):
-        raise DatasetError(f"{path}: expected a JSON list of entries, got {type(entries).__name__}")
+    entries = read_json_list(path)
     out = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):

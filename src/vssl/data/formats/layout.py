@@ -9,6 +9,7 @@ raises :class:`~vssl.errors.DatasetError` naming the missing list for any other 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -42,6 +43,17 @@ def require_file(path: Path, what: str) -> Path:
     if not path.is_file():
         raise DatasetError(f"{path}: missing file ({what})")
     return path
+
+
+def read_json_list(path: Path) -> list:
+    """A JSON file holding a list (annotation files), or a DatasetError naming the file."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path}: not a readable JSON file ({exc})") from exc
+    if not isinstance(entries, list):
+        raise DatasetError(f"{path}: expected a JSON list of entries, got {type(entries).__name__}")
+    return entries
 
 
 def strip_media_extension(name: str) -> str:

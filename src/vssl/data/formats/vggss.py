@@ -18,11 +18,10 @@ offscreen negatives avoid. A missing frame or audio file of a selected item is a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from vssl.data.formats.boxes import clean_boxes
-from vssl.data.formats.layout import require_dir, require_file, require_media, require_root, split_ids
+from vssl.data.formats.layout import read_json_list, require_dir, require_file, require_media, require_root, split_ids
 from vssl.data.formats.report import ItemList, ReadReport, finish
 from vssl.data.items import AVItem
 from vssl.errors import DatasetError
@@ -33,12 +32,7 @@ _FIELDS = ("file", "class", "bbox")
 
 def load_entries(path: Path) -> list[dict]:
     """The JSON list of entries, each checked to have ``file``, ``class`` and a ``bbox`` list."""
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path}: not a readable JSON file ({exc})") from exc
-    if not isinstance(entries, list):
-        raise DatasetError(f"{path}: expected a JSON list of entries, got {type(entries).__name__}")
+    entries = read_json_list(path)
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise DatasetError(f"{path}: entry {index} is {type(entry).__name__}, expected an object")
