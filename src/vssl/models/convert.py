@@ -3,9 +3,11 @@
 An official EZ-VSL or FNAC checkpoint is a torch file ``{'model': state_dict, ...}`` (FNAC's also holds
 optimiser state, epoch, ...) whose keys are ``imgnet.*``, ``img_proj.*``, ``audnet.*``, ``aud_proj.*``,
 sometimes with the ``module.`` prefix of ``DataParallel``. vssl's ``resnet18`` localizer uses the same
-names and shapes, so after the prefix is stripped the weights load key for key. Unlike the reference code
-(``strict=False``), every key is checked: a missing, unexpected or misshapen tensor is an error that lists
-them all. Files are read with ``torch.load(weights_only=True)``, which cannot run code from the file.
+names and shapes, so after the prefix is stripped the weights load key for key. SLAVC's adds
+``img_proj1/2``, ``aud_proj1/2`` and ``momentum_*`` copies of all of them: vssl's ``slavc_resnet18``.
+Unlike the reference code (``strict=False``), every key is checked: a missing, unexpected or misshapen
+tensor is an error that lists them all. Files are read with ``torch.load(weights_only=True)``, which
+cannot run code from the file.
 
 Other methods are recognised by name so that the user learns what is missing instead of getting a
 silently wrong model; their architectures are not implemented yet. Adding a format is one `FORMATS` entry.
@@ -62,13 +64,9 @@ FORMATS: dict[str, CheckpointFormat] = {
     for f in (
         CheckpointFormat("ezvsl", "EZ-VSL (ECCV 2022)", "model", "resnet18"),
         CheckpointFormat("fnac", "FNAC (CVPR 2023)", "model", "resnet18"),
-        CheckpointFormat(
-            "slavc",
-            "SLAVC (NeurIPS 2022)",
-            "model",
-            None,
-            "two projection heads per modality (img_proj1/2, aud_proj1/2) and momentum encoders (momentum_*)",
-        ),
+        # Two heads per modality (img_proj1/2, aud_proj1/2) and momentum copies (momentum_*); vssl's maps of a
+        # converted model come from the momentum encoders, as SLAVC's published evaluation (--use_mom_eval).
+        CheckpointFormat("slavc", "SLAVC (NeurIPS 2022)", "model", "slavc_resnet18"),
         CheckpointFormat("lvs", "LVS (CVPR 2021)", "model_state_dict", None, _LVS_FAMILY),
         CheckpointFormat("sslalign", "SSL-Align (ICCV 2023)", "model_state_dict", None, _LVS_FAMILY),
         CheckpointFormat("ssltie", "SSL-TIE (ACM MM 2022)", "model_state_dict", None, _LVS_FAMILY),

@@ -1,6 +1,17 @@
-"""Named model sizes: ``resnet18`` (the published architecture), ``small`` (demo), ``test``."""
+"""Named model sizes: ``resnet18`` (the published architecture), ``small`` (demo), ``test``.
+
+Each size also comes in the variants of the other published methods (SPEC §3):
+
+* ``slavc_<size>``: two projection heads per modality and momentum encoders, SLAVC's key names; m = 0.999
+  (published) for ``resnet18``, 0.99 for the CPU sizes, whose runs of a few hundred steps would leave
+  0.999-momentum encoders (which draw the maps at inference) near their initialisation;
+* ``lvs_<size>``: no projection heads and a stride-1 last image layer, so maps are twice as fine
+  (14x14 from ResNet-18 at 224), as LVS and its descendants (SSL-Align, SSL-TIE).
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from vssl.errors import ConfigError
 from vssl.models.encoders import BackboneConfig
@@ -14,7 +25,10 @@ _TINY_AUDIO = BackboneConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), stem
 _TINY_IMAGE = BackboneConfig(widths=(16, 32, 64), blocks=(1, 1, 1), stem_width=16)
 _TEST = BackboneConfig(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8)
 
-MODEL_SIZES: dict[str, ModelConfig] = {
+SLAVC_MOMENTUM = 0.999  # SLAVC's published --m_img / --m_aud
+SHORT_RUN_MOMENTUM = 0.99  # EMA horizon of ~100 steps, for the sizes trained a few hundred steps on a CPU
+
+_BASE_SIZES: dict[str, ModelConfig] = {
     # The EZ-VSL / SLAVC / FNAC architecture: two ResNet-18, 512-d embeddings, 224x224 frames, 7x7 maps.
     "resnet18": ModelConfig(name="resnet18"),
     # The demo's model: same design, narrow and shallow, 112x112 frames (7x7 maps), trains on a CPU in minutes.
@@ -25,6 +39,29 @@ MODEL_SIZES: dict[str, ModelConfig] = {
     "test": ModelConfig(
         name="test", image_backbone=_TEST, audio_backbone=_TEST, embed_dim=16, image=ImageConfig(size=64)
     ),
+}
+
+
+def slavc_variant(cfg: ModelConfig, momentum: float = SLAVC_MOMENTUM) -> ModelConfig:
+    """Two heads per modality and momentum encoders."""
+    return replace(cfg, name=f"slavc_{cfg.name}", heads=2, momentum=momentum)
+
+
+def lvs_variant(cfg: ModelConfig) -> ModelConfig:
+    """No projection heads, stride-1 last image layer; the audio trunk's last layer is made as wide as the image's."""
+    image = replace(cfg.image_backbone, last_stride=1)
+    width = image.out_channels
+    audio = replace(cfg.audio_backbone, widths=(*cfg.audio_backbone.widths[:-1], width))
+    return replace(cfg, name=f"lvs_{cfg.name}", image_backbone=image, audio_backbone=audio, embed_dim=width, heads=0)
+
+
+MODEL_SIZES: dict[str, ModelConfig] = {
+    **_BASE_SIZES,
+    **{
+        f"slavc_{name}": slavc_variant(cfg, SLAVC_MOMENTUM if name == "resnet18" else SHORT_RUN_MOMENTUM)
+        for name, cfg in _BASE_SIZES.items()
+    },
+    **{f"lvs_{name}": lvs_variant(cfg) for name, cfg in _BASE_SIZES.items()},
 }
 
 

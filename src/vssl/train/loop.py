@@ -245,6 +245,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
                 images=sample["image"].to(device, non_blocking=True),
                 waves=sample["wave"].to(device, non_blocking=True),
                 step=step,
+                epoch=epoch,
             )
             with autocast:
                 out = objective(model, batch)

@@ -6,21 +6,12 @@ with ``S = cosine / tau``; the loss is symmetric cross-entropy towards the diago
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
 
-from vssl.models.localizer import AVLocalizer, pairwise_maps
+from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
+from vssl.models.objectives.base import BaseObjective, Batch, Contrast, batch_waves, diagonal_ce
 
-
-@dataclass(frozen=True)
-class Batch:
-    """What an objective receives: normalised images ``[B, 3, S, S]``, 3 s waves ``[B, T]``, the step."""
-
-    images: torch.Tensor
-    waves: torch.Tensor
-    step: int
+__all__ = ["EZVSL", "Batch", "mil_contrastive", "mil_scores", "symmetric_ce"]
 
 
 def mil_scores(img: torch.Tensor, aud: torch.Tensor, tau: float) -> torch.Tensor:
@@ -30,16 +21,33 @@ def mil_scores(img: torch.Tensor, aud: torch.Tensor, tau: float) -> torch.Tensor
 
 def symmetric_ce(logits: torch.Tensor) -> torch.Tensor:
     """Cross-entropy towards the diagonal, image->audio plus audio->image, of square ``[B, B]`` logits."""
-    labels = torch.arange(logits.shape[0], device=logits.device)
-    return F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)
+    return diagonal_ce(logits) + diagonal_ce(logits.t())
 
 
-class EZVSL(torch.nn.Module):
+def mil_contrastive(
+    img: torch.Tensor, aud: torch.Tensor, tau: float, negative_columns: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """EZ-VSL's loss for B images ``[B, D, h, w]`` and B + K audios ``[B + K, D]`` (the last K: negatives).
+
+    Image->audio cross-entropy runs over all B + K columns (``negative_columns``) or the first B;
+    audio->image over the B images. Returns ``(loss, logits [B, B + K])``; with K = 0 this is `symmetric_ce`.
+    """
+    b = img.shape[0]
+    logits = mil_scores(img, aud, tau)
+    i2a = logits if negative_columns else logits[:, :b]
+    return diagonal_ce(i2a) + diagonal_ce(logits[:, :b].t()), logits
+
+
+class EZVSL(BaseObjective):
     """The positive-only baseline."""
 
     name = "ezvsl"
 
-    def forward(self, model: AVLocalizer, batch: Batch) -> dict[str, torch.Tensor]:
-        img, aud = model(batch.images, batch.waves)
-        loss = symmetric_ce(mil_scores(img, aud, model.cfg.tau))
-        return {"loss": loss, "ezvsl_loss": loss.detach()}
+    def contrast(
+        self, model: AVLocalizer, batch: Batch, negatives: torch.Tensor | None = None, negative_columns: bool = True
+    ) -> Contrast:
+        img, aud = model.encode_image(batch.images), model.encode_waveform(batch_waves(batch, negatives))
+        b = img.shape[0]
+        loss, _ = mil_contrastive(img, aud, model.cfg.tau, negative_columns)
+        maps = pairwise_maps(img, aud[b:])
+        return Contrast({"loss": loss, "ezvsl_loss": loss.detach()}, paired_maps(img, aud[:b]), maps)

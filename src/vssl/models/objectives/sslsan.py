@@ -1,10 +1,10 @@
 """SSL-SaN: silence and noise as negatives on top of a base objective (SPEC §5, our reading of the paper).
 
 For a batch of B positive pairs and K negative clips (silence, noise) embedded in the same audio
-forward pass as the positives:
+forward pass as the positives, on top of any base objective (EZ-VSL by default; SLAVC, FNAC, LVS):
 
-* negative columns: the image->audio logits gain K columns, ``[B, B + K]``; every image must prefer
-  its own audio over silence and noise (cross-entropy towards the diagonal);
+* negative columns: the base's image->audio logits gain K columns; every image must prefer its own
+  audio over silence and noise (see each base's `BaseObjective.contrast` for what a column is there);
 * flatness: the whole cosine map of an image with a negative clip is pushed below the peak of its
   positive map by ``margin`` (a hinge on the negative map's maximum, gradients to both maps), so
   negative audio yields a flat map, lower than any sounding object, that a universal threshold
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from vssl.data.negatives import NegativeSampler, TrainingNegativesConfig
 from vssl.models.localizer import AVLocalizer
-from vssl.models.objectives.ezvsl import Batch, mil_scores
+from vssl.models.objectives.base import BaseObjective, Batch
 
 
 @dataclass(frozen=True)
@@ -42,34 +42,27 @@ class SSLSaNConfig:
 
 
 class SSLSaN(torch.nn.Module):
-    """EZ-VSL's multiple-instance contrastive loss plus silence/noise negatives."""
+    """A base objective plus silence/noise negatives."""
 
-    name = "sslsan"
-
-    def __init__(self, cfg: SSLSaNConfig, num_samples: int, seed: int):
+    def __init__(self, cfg: SSLSaNConfig, base: BaseObjective, num_samples: int, seed: int):
         super().__init__()
         self.cfg = cfg
+        self.base = base
+        self.name = f"sslsan+{base.name}"
         self.sampler = NegativeSampler(cfg.negatives, num_samples, seed)
 
     def forward(self, model: AVLocalizer, batch: Batch) -> dict[str, torch.Tensor]:
-        b = batch.waves.shape[0]
-        negatives = self.sampler.draw(batch.step).to(batch.waves)
-        audio = model.encode_waveform(torch.cat([batch.waves, negatives]))
-        aud, aud_neg = audio[:b], audio[b:]
-        img = model.encode_image(batch.images)
-        tau = model.cfg.tau
-        logits = mil_scores(img, aud, tau)  # [B, B]
-        neg_logits = mil_scores(img, aud_neg, tau)  # [B, K]
-        labels = torch.arange(b, device=logits.device)
-        i2a = torch.cat([logits, neg_logits], dim=1) if self.cfg.negative_columns else logits
-        contrastive = F.cross_entropy(i2a, labels) + F.cross_entropy(logits.t(), labels)
-        parts = {"contrastive_loss": contrastive.detach()}
-        loss = contrastive
-        if self.cfg.flatness_weight > 0 and neg_logits.numel():
-            pos_peak = logits.diagonal()[:, None] * tau  # [B, 1] cosine peak of each image with its own audio
-            flatness = F.relu(neg_logits * tau - pos_peak + self.cfg.margin).mean()
+        negatives = self.sampler.draw(batch.step)
+        out = self.base.contrast(model, batch, negatives, self.cfg.negative_columns)
+        loss = out.losses["loss"]
+        parts = {k: v for k, v in out.losses.items() if k != "loss"}
+        parts["contrastive_loss"] = loss.detach()
+        neg_peaks = out.negative_maps.flatten(2).amax(dim=-1)  # [B, K] cosine peak of each image with each negative
+        if self.cfg.flatness_weight > 0 and neg_peaks.numel():
+            pos_peaks = out.positive_maps.flatten(1).amax(dim=-1, keepdim=True)  # [B, 1]
+            flatness = F.relu(neg_peaks - pos_peaks + self.cfg.margin).mean()
             loss = loss + self.cfg.flatness_weight * flatness
             parts["flatness_loss"] = flatness.detach()
-        if neg_logits.numel():
-            parts["negative_max_cosine"] = (neg_logits * tau).max().detach()
+        if neg_peaks.numel():
+            parts["negative_max_cosine"] = neg_peaks.max().detach()
         return {"loss": loss, **parts}

@@ -1,0 +1,89 @@
+"""SLAVC: two-head localization-and-correspondence contrast with momentum targets (SPEC §3).
+
+The model has two projection heads per modality (``heads=2``) and momentum copies of both encoders
+(``momentum``, e.g. registry size ``slavc_resnet18``). With ``S^k_ij(hw) = <v^k_i(hw), a^k_j> / tau``:
+
+* ``P_av = softmax over audios j of S^1`` (which audio does location hw of image i belong to),
+* ``P_loc = softmax over locations hw of S^2`` (where in image i is audio j),
+* ``z_ij = log sum_hw P_av * P_loc``, and ``L = CE(z, diag)``.
+
+``L1`` takes the online image and the momentum audio, ``L2`` the momentum image and the online audio;
+the loss is ``L1 + L2``. The momentum encoders take one EMA step before each training batch, and
+image features pass through dropout (0.9 published) in both branches, as in the published code.
+Negative clips (SSL-SaN) are extra audios j.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vssl.errors import ConfigError
+from vssl.models.localizer import AVLocalizer, join_heads, paired_maps, pairwise_maps
+from vssl.models.objectives.base import BaseObjective, Batch, Contrast, batch_waves, diagonal_ce
+
+
+@dataclass(frozen=True)
+class SLAVCConfig:
+    """SLAVC's training switches (the published values)."""
+
+    image_dropout: float = 0.9  # dropout on the image trunk's features before the projection heads
+
+
+def slavc_scores(img: list[torch.Tensor], aud: list[torch.Tensor], tau: float) -> torch.Tensor:
+    """``z_ij = log sum_hw softmax_j(S^1_ij(hw)) * softmax_hw(S^2_ij(hw))``: ``[Bi, Ba]``.
+
+    ``img``: two heads ``[Bi, D, h, w]``; ``aud``: two heads ``[Ba, D]`` (unit vectors). Computed in the
+    log domain (log-softmax + logsumexp), which equals the log of the product's sum without underflow.
+    """
+    log_p_av = (pairwise_maps(img[0], aud[0]).flatten(2) / tau).log_softmax(dim=1)
+    log_p_loc = (pairwise_maps(img[1], aud[1]).flatten(2) / tau).log_softmax(dim=2)
+    return torch.logsumexp(log_p_av + log_p_loc, dim=2)
+
+
+def require_slavc_model(model: AVLocalizer) -> None:
+    """Raise `ConfigError` unless ``model`` has SLAVC's two heads per modality and momentum encoders."""
+    if model.cfg.heads != 2 or model.cfg.momentum is None:
+        raise ConfigError(
+            f"the slavc objective needs a model with two projection heads and momentum encoders; model "
+            f"{model.cfg.name!r} has heads={model.cfg.heads}, momentum={model.cfg.momentum} "
+            "(use a slavc_* size, e.g. slavc_resnet18)"
+        )
+
+
+class SLAVC(BaseObjective):
+    """SLAVC's loss ``L1 + L2``."""
+
+    name = "slavc"
+
+    def __init__(self, cfg: SLAVCConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or SLAVCConfig()
+
+    def contrast(
+        self, model: AVLocalizer, batch: Batch, negatives: torch.Tensor | None = None, negative_columns: bool = True
+    ) -> Contrast:
+        require_slavc_model(model)
+        if model.training:
+            model.update_momentum()  # before the targets are computed, as the published code does
+        b = batch.images.shape[0]
+        specs = model.spectrogram(batch_waves(batch, negatives))
+        img = model.image_heads(batch.images, momentum=False, dropout=self.cfg.image_dropout)
+        aud = model.audio_heads(specs, momentum=False)
+        with torch.no_grad():
+            img_m = model.image_heads(batch.images, momentum=True, dropout=self.cfg.image_dropout)
+            aud_m = model.audio_heads(specs, momentum=True)
+        columns = slice(None) if negative_columns else slice(0, b)
+        tau = model.cfg.tau
+        online_image = diagonal_ce(slavc_scores(img, [a[columns] for a in aud_m], tau))
+        online_audio = diagonal_ce(slavc_scores(img_m, [a[columns] for a in aud], tau))
+        loss = online_image + online_audio
+        joined_img, joined_aud = join_heads(img), join_heads(aud)
+        losses = {
+            "loss": loss,
+            "slavc_loss": loss.detach(),
+            "slavc_online_image_loss": online_image.detach(),
+            "slavc_online_audio_loss": online_audio.detach(),
+        }
+        return Contrast(losses, paired_maps(joined_img, joined_aud[:b]), pairwise_maps(joined_img, joined_aud[b:]))
