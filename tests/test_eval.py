@@ -116,3 +116,21 @@ def test_eval_cli_and_errors(setup, tmp_path, caplog):
     )
     with pytest.raises(VsslError, match="empty"):
         compute_maps(create_model("test"), [], progress=False)
+
+
+@pytest.mark.parametrize("method", ["ezvsl", "slavc"])
+def test_eval_reports_with_and_without_ogl(setup, tmp_path, method):
+    from torchvision.models import resnet18
+
+    spec, model_dir = setup
+    torch.manual_seed(1)
+    weights = tmp_path / "resnet18.pth"
+    torch.save(resnet18(weights=None).state_dict(), weights)  # a local file: tests never download
+    cfg = EvalConfig(model=str(model_dir), data=spec, repeats=1, ogl=str(weights), ogl_method=method)
+    res = run_eval(cfg, tmp_path / "out", progress=False)["result"]
+    ogl = res["ogl"]
+    assert ogl["protocol"]["ogl"].startswith(method) and ogl["protocol"]["input_map_scale"] == "unit"
+    assert ogl["n"] == res["n"] and 0 <= ogl["positive"]["universal_ciou_mean"] <= 1
+    if method == "ezvsl":  # every mixed map is min-max normalised: silence reaches 1 like the positives do
+        assert ogl["negatives"]["silence"]["separability"] < 0.75
+    assert "With OGL" in (tmp_path / "out" / "report.md").read_text()

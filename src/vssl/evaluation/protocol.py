@@ -19,11 +19,18 @@ from vssl.evaluation.summary import summarise
 
 DEFAULT = ScoreConfig()
 HEADLINE_THRESHOLD = DEFAULT.rule
-PROTOCOL = {
-    **DEFAULT.protocol(),
-    "threshold": f"universal {HEADLINE_THRESHOLD}, calibrated on the calibration split (silence+noise+offscreen)",
-    "separability": "ours: ROC-AUC of per-map maxima, positive vs negative",
-}
+
+
+def protocol_of(cfg: ScoreConfig) -> dict[str, str]:
+    """The protocol statement of an evaluation with calibrated universal thresholds."""
+    return {
+        **cfg.protocol(),
+        "threshold": f"universal {cfg.rule}, calibrated on the calibration split (silence+noise+offscreen)",
+        "separability": "ours: ROC-AUC of per-map maxima, positive vs negative",
+    }
+
+
+PROTOCOL = protocol_of(DEFAULT)
 
 
 def calibrate_from(cal: EvalMaps, cfg: ScoreConfig = DEFAULT) -> dict[str, float]:
@@ -37,7 +44,7 @@ def full_result(run: EvalMaps, thresholds: dict[str, float], cfg: ScoreConfig = 
     gt = G.from_items(run.items)
     t = thresholds[cfg.rule]
     per = score(run.map_set(), gt, t, cfg)
-    result = summarise(per, gt, t, f"calibrated ({cfg.rule})", PROTOCOL)
+    result = summarise(per, gt, t, f"calibrated ({cfg.rule})", protocol_of(cfg))
     result["thresholds"] = dict(thresholds)
     result["negative_seeds"] = list(run.seeds)
     result["offscreen_rule"] = offscreen_rule(run.items)

@@ -206,6 +206,17 @@ def eval_markdown(report: dict[str, Any]) -> str:
     if res["gt_issues"]:
         lines.append(f"\n{len(res['gt_issues'])} ground-truth issues (first 20):\n")
         lines.extend(f"- {issue}\n" for issue in res["gt_issues"][:20])
+    if "ogl" in res:
+        ogl = res["ogl"]
+        lines.append(f"\n## With OGL ({ogl['protocol']['ogl']}; maps on [0, 1], threshold {ogl['threshold']:.4f})\n\n")
+        lines.append("| | without OGL | with OGL |\n|---|---|---|\n")
+        for key in ("median_ap50", "universal_ciou_mean", "universal_ap50", "universal_auc"):
+            lines.append(f"| {key} | {_fmt(pos[key])} | {_fmt(ogl['positive'][key])} |\n")
+        for neg in res["negatives"]:
+            lines.append(
+                f"| pIA {neg} | {_fmt(res['negatives'][neg]['pia'])} | {_fmt(ogl['negatives'][neg]['pia'])} |\n"
+            )
+        lines.append(f"| F_pos_neg | {_fmt(res['f_pos_neg'])} | {_fmt(ogl['f_pos_neg'])} |\n")
     lines.append("\n## Protocol\n\n")
     lines.extend(f"- {k}: {v}\n" for k, v in report["protocol"].items())
     return "".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from vssl.config import to_dict
 from vssl.data.formats import read_items
 from vssl.errors import VsslError
 from vssl.evaluation import report as R
-from vssl.evaluation.maps import compute_maps
-from vssl.evaluation.protocol import PROTOCOL, calibrate_from, full_result
+from vssl.evaluation.maps import EvalMaps, compute_maps
+from vssl.evaluation.ogl_maps import object_maps, with_ogl
+from vssl.evaluation.protocol import calibrate_from, full_result, protocol_of
 from vssl.evaluation.scoring import ScoreConfig
 from vssl.models.release import load_model, read_release_config, update_release_config
 
@@ -41,6 +42,8 @@ class EvalConfig:
     device: str = "cpu"
     write_calibration: bool = False  # store the thresholds calibrated here in the model folder
     examples: int = 4  # rows of the example grid
+    ogl: str | None = None  # also report with OGL: "imagenet" (torchvision weights) or a resnet18 weights file
+    ogl_method: str = "ezvsl"  # OGL mixing rule: ezvsl | fnac (min-max, alpha 0.4) or slavc (fixed scales, 0.9)
     score: ScoreConfig = field(default_factory=ScoreConfig)
 
 
@@ -59,6 +62,21 @@ def stored_thresholds(model_dir: str, cfg: EvalConfig) -> dict[str, float]:
     return {k: float(v) for k, v in calibration["thresholds"].items()}
 
 
+def ogl_result(cfg: EvalConfig, run: EvalMaps, cal_run: EvalMaps | None, progress: bool) -> dict[str, Any]:
+    """The full result with OGL: maps mixed with the object prior, thresholds calibrated on mixed negatives."""
+    if cal_run is None:
+        raise VsslError("evaluation with OGL needs a calibration split (thresholds of mixed maps are not stored)")
+    score = replace(cfg.score, map_scale="unit", threshold_scale="unit")
+
+    def mixed(r: EvalMaps) -> EvalMaps:
+        return with_ogl(r, object_maps(cfg.ogl, r, cfg.batch_size, cfg.device, progress), cfg.ogl_method)
+
+    result = full_result(mixed(run), calibrate_from(mixed(cal_run), score), score)
+    result.pop("_per_sample")
+    result["protocol"] = {**result["protocol"], "ogl": f"{cfg.ogl_method} rule, prior from {cfg.ogl}"}
+    return result
+
+
 def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
     """Evaluate, write the report folder, return the report dict."""
     out = Path(out)
@@ -69,8 +87,9 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
     def maps_of(split_items):
         return compute_maps(model, split_items, cfg.batch_size, cfg.device, cfg.seed, progress, repeats=cfg.repeats)
 
-    if cfg.calibration_split:
-        thresholds = calibrate_from(maps_of(read_items(cfg.data, cfg.calibration_split)), cfg.score)
+    cal_run = maps_of(read_items(cfg.data, cfg.calibration_split)) if cfg.calibration_split else None
+    if cal_run is not None:
+        thresholds = calibrate_from(cal_run, cfg.score)
         source = f"{cfg.data} split {cfg.calibration_split}"
     else:
         thresholds, source = stored_thresholds(cfg.model, cfg), f"stored with {cfg.model}"
@@ -78,6 +97,8 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
     result = full_result(run, thresholds, cfg.score)
     per = result.pop("_per_sample")
     result["threshold_source"] = f"{cfg.score.rule} calibrated on {source}"
+    if cfg.ogl:
+        result["ogl"] = ogl_result(cfg, run, cal_run, progress)
     seconds = time.perf_counter() - t0
     report = {
         "title": f"vssl eval: {cfg.model} on {cfg.data} ({cfg.split})",
@@ -85,7 +106,7 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
         "data": cfg.data,
         "split": cfg.split,
         "result": result,
-        "protocol": PROTOCOL,
+        "protocol": protocol_of(cfg.score),
         "config": to_dict(cfg),
         "timing": {"seconds": seconds, "images_per_s": len(items) / seconds},
     }
