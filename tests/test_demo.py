@@ -56,3 +56,27 @@ def test_demo_presets_share_the_budget_between_methods():
 def test_demo_cli_rejects_bad_override(tmp_path, caplog):
     assert main(["demo", "--out", str(tmp_path), "train.epochz=1"]) == 2
     assert "epochz" in caplog.text
+
+
+def test_demo_compares_every_method_with_and_without_sslsan(tmp_path):
+    cfg = DemoConfig(
+        synth=SynthConfig(n_train=8, n_calibration=4, n_test=4, image_size=64),
+        train=TrainConfig(model="test", epochs=1, batch_size=4, lr=1e-3),
+        eval_batch_size=4,
+        eval_repeats=1,
+        compare=("slavc", "fnac", "lvs"),
+    )
+    report = run_demo(cfg, tmp_path, progress=False)
+    expected = {"baseline", "sslsan", "slavc", "sslsan+slavc", "fnac", "sslsan+fnac", "lvs", "sslsan+lvs"}
+    assert set(report["methods"]) == expected
+    assert load_model(tmp_path / "models" / "sslsan+lvs").cfg.name == "lvs_test"
+    assert "sslsan+slavc" in (tmp_path / "report.md").read_text()
+
+
+def test_demo_rejects_unknown_methods():
+    import pytest
+
+    from vssl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown method"):
+        DemoConfig(compare=("clip",)).methods()

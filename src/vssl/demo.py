@@ -21,15 +21,20 @@ from vssl.atomic import write_text_atomic
 from vssl.config import to_dict
 from vssl.data.formats import read_items
 from vssl.data.synth import SynthConfig, generate
+from vssl.errors import ConfigError
 from vssl.evaluation import report as R
 from vssl.evaluation.maps import compute_maps
 from vssl.evaluation.protocol import PROTOCOL, calibrate_from, evaluate
-from vssl.models.objectives import ObjectiveConfig
+from vssl.models.objectives import BASE_OBJECTIVES, ObjectiveConfig
 from vssl.models.objectives.sslsan import SSLSaNConfig
 from vssl.models.release import load_model, save_release
 from vssl.train.loop import TrainConfig, resumable, train
 
 log = logging.getLogger(__name__)
+
+
+# Methods whose architecture differs from EZ-VSL's: the model size is prefixed (slavc_small, lvs_small).
+METHOD_MODELS = {"slavc": "slavc_", "lvs": "lvs_"}
 
 
 @dataclass(frozen=True)
@@ -43,10 +48,22 @@ class DemoConfig:
     sslsan: SSLSaNConfig = field(default_factory=SSLSaNConfig)  # SSL-SaN's negatives (the baseline has none)
     eval_batch_size: int = 64
     eval_repeats: int = 10  # negative draws pooled in evaluation (noise clip, offscreen partners), seeded
+    compare: tuple[str, ...] = ()  # more base methods (slavc, fnac, lvs), each trained with and without SSL-SaN
 
-    def methods(self) -> dict[str, ObjectiveConfig]:
-        """The two contenders: identical but for the negatives."""
-        return {"baseline": ObjectiveConfig(name="ezvsl"), "sslsan": ObjectiveConfig(name="sslsan", sslsan=self.sslsan)}
+    def methods(self) -> dict[str, tuple[ObjectiveConfig, str]]:
+        """Contenders -> (objective, model size). ``baseline`` and ``sslsan`` are identical but for the
+        negatives; every compared method gets the same pair (``<m>`` and ``sslsan+<m>``) and budget."""
+        out = {
+            "baseline": (ObjectiveConfig(name="ezvsl"), self.train.model),
+            "sslsan": (ObjectiveConfig(name="sslsan", sslsan=self.sslsan), self.train.model),
+        }
+        for method in self.compare:
+            if method not in BASE_OBJECTIVES or method == "ezvsl":
+                raise ConfigError(f"demo compare: unknown method {method!r}; choose from slavc, fnac, lvs")
+            size = f"{METHOD_MODELS[method]}{self.train.model}" if method in METHOD_MODELS else self.train.model
+            out[method] = (ObjectiveConfig(name=method), size)
+            out[f"sslsan+{method}"] = (ObjectiveConfig(name=f"sslsan+{method}", sslsan=self.sslsan), size)
+        return out
 
 
 def demo_config(quick: bool = False, seed: int = 0, device: str = "cpu") -> DemoConfig:
@@ -79,9 +96,9 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     calibration_items = read_items(spec, "calibration")
     test_items = read_items(spec, "test")
     methods: dict[str, Any] = {}
-    for name, objective in cfg.methods().items():
+    for name, (objective, size) in cfg.methods().items():
         t0 = time.perf_counter()
-        tcfg = replace(cfg.train, data=spec, objective=objective, progress=progress)
+        tcfg = replace(cfg.train, data=spec, objective=objective, model=size, progress=progress)
         model = load_model(_train_method(tcfg, out / "runs" / name), device=cfg.train.device)
         timing[f"train_{name}_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
