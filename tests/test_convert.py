@@ -169,7 +169,7 @@ def test_wrong_layout_is_explained(tmp_path):
 
 @pytest.mark.parametrize("name", UNSUPPORTED)
 def test_recognised_formats_without_architecture_raise(tmp_path, name):
-    assert set(UNSUPPORTED) == {"lvs", "sslalign", "ssltie"}
+    assert set(UNSUPPORTED) == {"ssltie"}
     with pytest.raises(VsslError, match=rf"\(format {name!r}\) are recognised, but vssl does not implement their"):
         convert(tmp_path / "any.pth", name, tmp_path / "model")
 

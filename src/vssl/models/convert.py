@@ -5,12 +5,23 @@ optimiser state, epoch, ...) whose keys are ``imgnet.*``, ``img_proj.*``, ``audn
 sometimes with the ``module.`` prefix of ``DataParallel``. vssl's ``resnet18`` localizer uses the same
 names and shapes, so after the prefix is stripped the weights load key for key. SLAVC's adds
 ``img_proj1/2``, ``aud_proj1/2`` and ``momentum_*`` copies of all of them: vssl's ``slavc_resnet18``.
-Unlike the reference code (``strict=False``), every key is checked: a missing, unexpected or misshapen
-tensor is an error that lists them all. Files are read with ``torch.load(weights_only=True)``, which
-cannot run code from the file.
+
+LVS and SSL-Align checkpoints are ``{'model_state_dict': state_dict, ...}`` of LVS's ``AVENet``: two ResNet-18
+trunks ``imgnet`` and ``audnet`` with layer4 at stride 1 and no projection heads; the map is the cosine of the
+L2-normalised image features with the L2-normalised, globally max-pooled audio features (vssl's
+``lvs_official_resnet18``). Each trunk carries three stems (``conv1`` RGB, ``conv1_a`` 1-channel,
+``conv1_flow`` 6-channel) and an ImageNet ``fc``, of which the forward runs one stem and no ``fc``: the idle
+tensors are dropped (listed per format in `CheckpointFormat.unused`, recorded in ``config.json``) and the audio
+stem ``audnet.conv1_a`` becomes ``audnet.conv1`` (`CheckpointFormat.renamed`). The converted model also carries
+the audio front end of the method's own test code (`CheckpointFormat.audio`).
+
+Unlike the reference code (``strict=False``, or ``model_dict.update`` that keeps random weights for absent
+keys), every other key is checked: a missing, unexpected or misshapen tensor is an error that lists them all,
+in the checkpoint's own names. Files are read with ``torch.load(weights_only=True)``, which cannot run code
+from the file.
 
 Other methods are recognised by name so that the user learns what is missing instead of getting a
-silently wrong model; their architectures are not implemented yet. Adding a format is one `FORMATS` entry.
+silently wrong model. Adding a format is one `FORMATS` entry.
 """
 
 from __future__ import annotations
@@ -18,20 +29,24 @@ from __future__ import annotations
 import hashlib
 import pickle
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vssl.audio import AudioConfig
 from vssl.errors import VsslError
-from vssl.models.localizer import AVLocalizer
-from vssl.models.registry import create_model
+from vssl.models.localizer import AVLocalizer, ModelConfig
+from vssl.models.registry import create_model, model_config
 from vssl.models.release import save_release
 
 DATA_PARALLEL_PREFIX = "module."
 _MAX_LISTED = 20  # keys named per category in an error message
+
+
+KeyShapes = tuple[tuple[str, tuple[int, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -45,18 +60,68 @@ class CheckpointFormat:
     state_key: str
     """Entry of the checkpoint dict that holds the model's state dict."""
     model_size: str | None
-    """vssl registry size with the same architecture and key names; None: not implemented yet."""
+    """vssl registry size with the same network; None: not implemented yet."""
     missing: str = ""
-    """What vssl lacks for this format (when ``model_size`` is None), said in the error."""
+    """What vssl lacks for this format, said in the error; a format with ``missing`` set is refused."""
+    renamed: tuple[tuple[str, str], ...] = ()
+    """(official key, vssl key) pairs of tensors that vssl stores under another name."""
+    unused: KeyShapes = ()
+    """(official key, shape) of tensors the official forward never reads: dropped when present (shape checked)."""
+    unused_reason: str = ""
+    """Why the ``unused`` tensors are never read (recorded in ``config.json``)."""
+    audio: AudioConfig | None = None
+    """Audio front end of the method's own test code; None: the registry size's (EZ-VSL's)."""
+    audio_reason: str = ""
+    """Where ``audio`` comes from (recorded in ``config.json``)."""
 
     @property
     def supported(self) -> bool:
-        return self.model_size is not None
+        return self.model_size is not None and not self.missing
+
+    def model_config(self) -> ModelConfig:
+        """The registry size's config with this format's audio front end."""
+        if self.model_size is None:
+            raise VsslError(f"format {self.name!r} has no vssl architecture")
+        cfg = model_config(self.model_size)
+        return cfg if self.audio is None else replace(cfg, audio=self.audio)
 
 
-_LVS_FAMILY = (
-    "a ResNet-18 with a stride-1 layer4 (14x14 maps), no projection heads and a renamed 1-channel audio stem "
-    "(audnet.conv1_a)"
+# LVS's ResNet (models/base_models.py; SSL-Align's models_lvs/ copy is identical, SSL-TIE's networks/ copy adds a
+# dim_mapping built only for a dim_tgt its AVENet never passes) builds three stems and an ImageNet head in every
+# trunk; forward(modal='vision') runs conv1, forward(modal='audio') runs conv1_a, and both stop after layer4, so the
+# other stems and fc are never read (AVENet's Sigmoid and AdaptiveMaxPool hold no tensors).
+_LVS_UNUSED: KeyShapes = (
+    ("imgnet.conv1_a.weight", (64, 1, 7, 7)),
+    ("imgnet.conv1_flow.weight", (64, 6, 7, 7)),
+    ("imgnet.fc.weight", (1000, 512)),
+    ("imgnet.fc.bias", (1000,)),
+    ("audnet.conv1.weight", (64, 3, 7, 7)),
+    ("audnet.conv1_flow.weight", (64, 6, 7, 7)),
+    ("audnet.fc.weight", (1000, 512)),
+    ("audnet.fc.bias", (1000,)),
+)
+_LVS_UNUSED_REASON = (
+    "LVS's ResNet builds conv1 (RGB), conv1_a (1-channel) and conv1_flow (6-channel) stems and an ImageNet fc in "
+    "both trunks; its forward runs conv1 in the image trunk, conv1_a in the audio trunk, and stops after layer4"
+)
+_LVS_RENAMED = (("audnet.conv1_a.weight", "audnet.conv1.weight"),)
+# SSL-TIE's AVENet (models/model.py) adds vision_fc1 (never called) and conv3 -> norm3, whose output (out1) the
+# forward computes and discards: the returned map A is LVS's cosine map.
+_SSLTIE_UNUSED: KeyShapes = (
+    *_LVS_UNUSED,
+    ("vision_fc1.weight", (512, 1024, 1, 1)),
+    ("vision_fc1.bias", (512,)),
+    ("conv3.weight", (1, 1, 1, 1)),
+    ("conv3.bias", (1,)),
+    ("norm3.weight", (1,)),
+    ("norm3.bias", (1,)),
+    ("norm3.running_mean", (1,)),
+    ("norm3.running_var", (1,)),
+    ("norm3.num_batches_tracked", ()),
+)
+_SSLTIE_UNUSED_REASON = (
+    _LVS_UNUSED_REASON + "; SSL-TIE's vision_fc1 is never called and its conv3 -> norm3 output is computed and "
+    "discarded, the returned map being LVS's"
 )
 
 FORMATS: dict[str, CheckpointFormat] = {
@@ -67,9 +132,51 @@ FORMATS: dict[str, CheckpointFormat] = {
         # Two heads per modality (img_proj1/2, aud_proj1/2) and momentum copies (momentum_*); vssl's maps of a
         # converted model come from the momentum encoders, as SLAVC's published evaluation (--use_mom_eval).
         CheckpointFormat("slavc", "SLAVC (NeurIPS 2022)", "model", "slavc_resnet18"),
-        CheckpointFormat("lvs", "LVS (CVPR 2021)", "model_state_dict", None, _LVS_FAMILY),
-        CheckpointFormat("sslalign", "SSL-Align (ICCV 2023)", "model_state_dict", None, _LVS_FAMILY),
-        CheckpointFormat("ssltie", "SSL-TIE (ACM MM 2022)", "model_state_dict", None, _LVS_FAMILY),
+        CheckpointFormat(
+            "lvs",
+            "LVS (CVPR 2021)",
+            "model_state_dict",
+            "lvs_official_resnet18",
+            renamed=_LVS_RENAMED,
+            unused=_LVS_UNUSED,
+            unused_reason=_LVS_UNUSED_REASON,
+            audio=AudioConfig(duration=10.0),
+            audio_reason=(
+                "LVS's test.py (datasets/dataloader.py): the first 10 s of the clip (tiled if shorter; vssl takes "
+                "the central 10 s, the same for clips of 10 s or less), scipy spectrogram nperseg 512, "
+                "noverlap 274, log(S + 1e-7) / 12"
+            ),
+        ),
+        CheckpointFormat(
+            "sslalign",
+            "SSL-Align (ICCV 2023)",
+            "model_state_dict",
+            "lvs_official_resnet18",
+            renamed=_LVS_RENAMED,
+            unused=_LVS_UNUSED,
+            unused_reason=_LVS_UNUSED_REASON,
+            audio=AudioConfig(noverlap=353),
+            audio_reason=(
+                "SSL-Align's test.py (datasets_lvs.py): seconds 3.5-6.5 of the 10 s clip (its central 3 s), "
+                "scipy spectrogram nperseg 512, noverlap 353 (hop 159, 299 frames), log(S + 1e-7) / 12"
+            ),
+        ),
+        CheckpointFormat(
+            "ssltie",
+            "SSL-TIE (ACM MM 2022)",
+            "state_dict",  # main.py saves {'epoch', 'state_dict', 'best_miou', 'optimizer', 'iteration'}
+            "lvs_official_resnet18",
+            missing=(
+                "its audio front end: SSL-TIE's network is LVS's (it would load into lvs_official_resnet18), but it "
+                "was trained and tested on 257-band mel spectrograms in dB (torchaudio MelSpectrogram n_fft 512, "
+                "hop 239, normalized=True, then AmplitudeToDB, of the first 10 s), which vssl's linear "
+                "log-spectrogram front end (AudioConfig) cannot produce; converted as is, the model would be fed "
+                "inputs unlike any it was trained on"
+            ),
+            unused=_SSLTIE_UNUSED,
+            unused_reason=_SSLTIE_UNUSED_REASON,
+            renamed=_LVS_RENAMED,
+        ),
     )
 }
 
@@ -82,14 +189,17 @@ def checkpoint_format(name: str) -> CheckpointFormat:
     if not fmt.supported:
         raise VsslError(
             f"{fmt.method} checkpoints (format {name!r}) are recognised, but vssl does not implement their "
-            f"architecture yet: it needs {fmt.missing}. Supported formats: "
+            f"architecture (network and input front end) yet: it needs {fmt.missing}. Supported formats: "
             + ", ".join(n for n, f in FORMATS.items() if f.supported)
         )
     return fmt
 
 
-def read_checkpoint(path: str | Path) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU, with errors that name the file and the cause."""
+def read_checkpoint(path: str | Path, state_key: str = "model") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with errors that name the file and the cause.
+
+    ``state_key`` (the entry holding the state dict) only shapes the advice given for unsafe files.
+    """
     path = Path(path)
     if not path.is_file():
         raise VsslError(f"{path}: {'file not found' if not path.exists() else 'not a regular file'}")
@@ -103,7 +213,7 @@ def read_checkpoint(path: str | Path) -> Any:
             f"{path}: the checkpoint stores a Python object ({unsafe.group(1)}) that only a full pickle load "
             "can rebuild, and a full load can run arbitrary code from the file; vssl reads checkpoints with "
             "torch.load(weights_only=True) only. If you trust the file, save its weights alone and convert that: "
-            "torch.save({'model': torch.load(OLD, weights_only=False)['model']}, NEW)"
+            f"torch.save({{{state_key!r}: torch.load(OLD, weights_only=False)[{state_key!r}]}}, NEW)"
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise VsslError(f"{path}: not a readable PyTorch checkpoint ({_last_line(exc)})") from exc
@@ -130,29 +240,79 @@ def official_state_dict(checkpoint: Any, fmt: CheckpointFormat, path: str | Path
     return dict(state)
 
 
+@dataclass(frozen=True)
+class MappedState:
+    """An official state dict under vssl's key names, and what the mapping did."""
+
+    state: dict[str, torch.Tensor]
+    """Tensors under vssl's names, unused ones dropped."""
+    dropped: list[str]
+    """Official keys of the unused tensors that were present and dropped."""
+    renamed: dict[str, str]
+    """Official key -> vssl key, for the renamed tensors that were present."""
+    problems: list[str]
+    """Unused tensors of an unexpected shape, and renames onto a key that is already taken."""
+
+
+def map_official_keys(state: Mapping[str, torch.Tensor], fmt: CheckpointFormat) -> MappedState:
+    """Drop the format's unused tensors (checking their official shapes), then apply its renames."""
+    unused = dict(fmt.unused)
+    misshapen = [
+        f"{k} {list(state[k].shape)} (official {list(unused[k])})"
+        for k in sorted(unused.keys() & state.keys())
+        if tuple(state[k].shape) != unused[k]
+    ]
+    mapped = {k: v for k, v in state.items() if k not in unused}
+    renamed, taken = {}, []
+    for official, ours in fmt.renamed:
+        if official not in mapped:
+            continue  # reported as missing (under its official name) by `check_state_dict`
+        if ours in mapped:
+            taken.append(f"{official} -> {ours}")
+            continue
+        mapped[ours] = mapped.pop(official)
+        renamed[official] = ours
+    problems = []
+    if misshapen:
+        problems.append(_listing("unused tensors of an unexpected shape (another architecture?)", misshapen))
+    if taken:
+        problems.append(_listing("renamed keys whose vssl name is already taken", taken))
+    return MappedState(mapped, sorted(unused.keys() & state.keys()), renamed, problems)
+
+
 def _listing(title: str, entries: list[str]) -> str:
     more = f", ... and {len(entries) - _MAX_LISTED} more" if len(entries) > _MAX_LISTED else ""
     return f"{title} ({len(entries)}): {', '.join(entries[:_MAX_LISTED])}{more}"
 
 
 def check_state_dict(
-    state: Mapping[str, torch.Tensor], model: AVLocalizer, fmt: CheckpointFormat, path: str | Path
+    state: Mapping[str, torch.Tensor],
+    model: AVLocalizer,
+    fmt: CheckpointFormat,
+    path: str | Path,
+    problems: Sequence[str] = (),
 ) -> None:
-    """Raise `VsslError` listing every missing, unexpected and misshapen key, and non-finite tensors."""
+    """Raise `VsslError` listing every missing, unexpected and misshapen key, non-finite tensors and ``problems``.
+
+    ``state`` is under vssl's names (see `map_official_keys`); keys are reported under the checkpoint's own.
+    """
+    official = {ours: theirs for theirs, ours in fmt.renamed}
     expected = model.state_dict()
-    problems = []
-    if missing := sorted(set(expected) - set(state)):
+    problems = list(problems)
+    if missing := sorted(official.get(k, k) for k in set(expected) - set(state)):
         problems.append(_listing("missing keys", missing))
     if unexpected := sorted(set(state) - set(expected)):
         problems.append(_listing("unexpected keys", unexpected))
     shared = sorted(set(state) & set(expected))
     if mismatched := [
-        f"{k} {list(state[k].shape)} (model {list(expected[k].shape)})"
+        f"{official.get(k, k)} {list(state[k].shape)} (model {list(expected[k].shape)})"
         for k in shared
         if state[k].shape != expected[k].shape
     ]:
         problems.append(_listing("shape mismatches", mismatched))
-    if not_finite := [k for k in shared if state[k].is_floating_point() and not torch.isfinite(state[k]).all()]:
+    if not_finite := [
+        official.get(k, k) for k in shared if state[k].is_floating_point() and not torch.isfinite(state[k]).all()
+    ]:
         problems.append(_listing("tensors with NaN or infinite values", not_finite))
     if problems:
         raise VsslError(
@@ -169,23 +329,37 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _load(path: str | Path, fmt: CheckpointFormat) -> tuple[AVLocalizer, MappedState]:
+    """The converted model in eval mode and the key mapping that produced it."""
+    mapped = map_official_keys(official_state_dict(read_checkpoint(path, fmt.state_key), fmt, path), fmt)
+    model = create_model(fmt.model_config())
+    check_state_dict(mapped.state, model, fmt, path, mapped.problems)
+    model.load_state_dict(mapped.state, strict=True)
+    return model.eval(), mapped
+
+
 def load_official(path: str | Path, fmt_name: str) -> AVLocalizer:
     """An official checkpoint of format ``fmt_name`` as a vssl localizer in eval mode (CPU, strict keys)."""
     fmt = checkpoint_format(fmt_name)  # before reading: an unsupported format fails at once
-    state = official_state_dict(read_checkpoint(path), fmt, path)
-    model = create_model(fmt.model_size)
-    check_state_dict(state, model, fmt, path)
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    return _load(path, fmt)[0]
 
 
 def convert(path: str | Path, fmt_name: str, out: str | Path) -> Path:
     """Convert an official checkpoint to a release folder ``out`` (``config.json`` + ``model.safetensors``).
 
-    ``config.json`` records the source (format, file name, SHA-256) beside the architecture; the result
-    loads with ``vssl.load_model(out)``.
+    ``config.json`` records the source (format, file name, SHA-256) beside the architecture and, for formats
+    whose keys are mapped, the renamed keys, the dropped unused keys and why they are unused, and where the
+    audio front end comes from; the result loads with ``vssl.load_model(out)``.
     """
     path = Path(path)
-    model = load_official(path, fmt_name)
-    source = {"format": fmt_name, "method": FORMATS[fmt_name].method, "file": path.name, "sha256": _sha256(path)}
+    fmt = checkpoint_format(fmt_name)
+    model, mapped = _load(path, fmt)
+    source: dict[str, Any] = {"format": fmt_name, "method": fmt.method, "file": path.name, "sha256": _sha256(path)}
+    if mapped.renamed:
+        source["renamed_keys"] = mapped.renamed
+    if mapped.dropped:
+        source["dropped_unused_keys"] = mapped.dropped
+        source["dropped_because"] = fmt.unused_reason
+    if fmt.audio is not None:
+        source["audio_front_end"] = fmt.audio_reason
     return save_release(model, out, extra={"converted_from": source})

@@ -6,7 +6,10 @@ Each size also comes in the variants of the other published methods (SPEC §3):
   (published) for ``resnet18``, 0.99 for the CPU sizes, whose runs of a few hundred steps would leave
   0.999-momentum encoders (which draw the maps at inference) near their initialisation;
 * ``lvs_<size>``: no projection heads and a stride-1 last image layer, so maps are twice as fine
-  (14x14 from ResNet-18 at 224), as LVS and its descendants (SSL-Align, SSL-TIE).
+  (14x14 from ResNet-18 at 224), as LVS and its descendants (SSL-Align, SSL-TIE);
+* ``lvs_official_resnet18``: ``lvs_resnet18`` with the audio trunk's last layer at stride 1 too. The published
+  LVS code builds both trunks from one ResNet class whose layer4 has stride 1; on a spectrogram that changes
+  the max-pooled audio vector, so official LVS / SSL-Align checkpoints (``vssl convert``) need this size.
 """
 
 from __future__ import annotations
@@ -55,6 +58,13 @@ def lvs_variant(cfg: ModelConfig) -> ModelConfig:
     return replace(cfg, name=f"lvs_{cfg.name}", image_backbone=image, audio_backbone=audio, embed_dim=width, heads=0)
 
 
+def lvs_official_variant(cfg: ModelConfig) -> ModelConfig:
+    """`lvs_variant` whose audio trunk's last layer also has stride 1, as in LVS's official ``base_models.py``."""
+    lvs = lvs_variant(cfg)
+    audio = replace(lvs.audio_backbone, last_stride=1)
+    return replace(lvs, name=f"lvs_official_{cfg.name}", audio_backbone=audio)
+
+
 MODEL_SIZES: dict[str, ModelConfig] = {
     **_BASE_SIZES,
     **{
@@ -62,6 +72,7 @@ MODEL_SIZES: dict[str, ModelConfig] = {
         for name, cfg in _BASE_SIZES.items()
     },
     **{f"lvs_{name}": lvs_variant(cfg) for name, cfg in _BASE_SIZES.items()},
+    "lvs_official_resnet18": lvs_official_variant(_BASE_SIZES["resnet18"]),
 }
 
 
