@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from vssl.config import apply_overrides, from_dict, load_yaml
+from vssl.config import apply_overrides, from_dict, load_yaml, to_dict
 from vssl.errors import VsslError
 from vssl.models.convert import FORMATS
 
@@ -17,7 +19,11 @@ log = logging.getLogger("vssl")
 def _cmd_demo(args: argparse.Namespace) -> int:
     from vssl.demo import demo_config, run_demo
 
-    cfg = apply_overrides(demo_config(quick=args.quick, seed=args.seed, device=args.device), args.overrides)
+    cfg = demo_config(quick=args.quick, seed=args.seed, device=args.device)
+    if args.methods:
+        compare = tuple(m.strip() for m in args.methods.split(",") if m.strip() not in ("", "ezvsl"))
+        cfg = replace(cfg, compare=compare)
+    cfg = apply_overrides(cfg, args.overrides)
     report = run_demo(cfg, args.out, progress=not args.no_progress)
     print((Path(args.out) / "report.md").read_text())
     base, ours = report["methods"]["baseline"], report["methods"]["sslsan"]
@@ -42,7 +48,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = load_yaml(TrainConfig, args.config) if args.config else from_dict(TrainConfig, {})
     cfg = apply_overrides(cfg, args.overrides)
     release = train(cfg, Path(args.out), resume=args.resume)
-    print(f"model written to {release}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process reports
+        print(f"model written to {release}")
     return 0
 
 
@@ -66,19 +73,80 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _localizer(args: argparse.Namespace):
+    """The `Localizer` of ``--model`` with ``--rule`` / ``--threshold``; says so when it cannot decide."""
+    import warnings
+
+    from vssl.inference import UncalibratedModelWarning, load_localizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncalibratedModelWarning)
+        scale = {"unit": "(cos+1)/2", "cosine": "cosine"}[args.threshold_scale]
+        loc = load_localizer(args.model, args.device, args.rule, args.threshold, scale)
+    if loc.threshold is None:
+        log.warning("%s has no calibration (vssl eval --write-calibration): no abstain decision", args.model)
+    return loc
+
+
 def _cmd_localize(args: argparse.Namespace) -> int:
-    from vssl.infer import localize_files, write_json, write_overlay
-    from vssl.models.release import load_model
+    from vssl.inference import noise_clip, silence_clip, write_json, write_overlay
+    from vssl.inference.render import decision_text
 
     if not (args.out or args.json):
-        raise VsslError("localize: give --out PNG and/or --json FILE")
-    result = localize_files(load_model(args.model, device=args.device), args.image, args.audio)
+        raise VsslError("localize: give --out PNG (MP4 for a video) and/or --json FILE")
+    if args.image is not None and args.audio is None and not (args.silence or args.noise):
+        raise VsslError("localize: an image needs --audio FILE, --silence or --noise")
+    loc = _localizer(args)
+    negative = "silence" if args.silence else "noise" if args.noise else None
+    if args.video:
+        from vssl.inference.video import localize_video
+
+        timeline = localize_video(
+            loc, args.video, args.out, args.audio, negative, args.fps, progress=not args.no_progress
+        )
+        abstained = sum(bool(f["abstain"]) for f in timeline.frames)
+        print(
+            f"{len(timeline.times)} frames at {args.fps:g} fps ({timeline.image_encodes} image encodings): "
+            f"{abstained} without a visible source"
+        )
+        if args.out:
+            print(f"overlay video written to {args.out}")
+        if args.json:
+            print(f"timeline written to {timeline.write_json(args.json)}")
+        return 0
+    clip = {"silence": silence_clip(loc.cfg.audio), "noise": noise_clip(loc.cfg.audio, args.seed)}.get(negative)
+    audio_name = negative or Path(args.audio).name
+    result = loc.localize(args.image, clip if clip is not None else args.audio)
     h, w = result.cosine_map.shape
     print(f"cosine map {h}x{w}: min {result.min:.4f} max {result.max:.4f} ({result.map_scale} scale)")
+    print(decision_text(result))
     if args.out:
-        print(f"overlay written to {write_overlay(result, args.out, title=Path(args.audio).name)}")
+        print(f"overlay written to {write_overlay(result, args.out, title=audio_name)}")
     if args.json:
         print(f"map written to {write_json(result, args.json)}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from vssl.export import export_onnx, onnx_parity
+    from vssl.inference.calibration import read_calibration
+    from vssl.inference.hub import resolve_model_path
+    from vssl.models.release import load_model
+
+    folder = resolve_model_path(args.model)
+    calibration = read_calibration(folder) if Path(folder).is_dir() else None
+    model = load_model(folder)
+    meta = {"calibration": None if calibration is None else to_dict(calibration)}
+    for path in export_onnx(model, args.out, parts=args.parts, metadata=meta):
+        check = "" if args.no_check else f" (onnxruntime vs PyTorch: max |diff| {onnx_parity(model, path):.2e})"
+        print(f"written {path}{check}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from vssl.app import serve
+
+    serve(_localizer(args), host=args.host, port=args.port, name=args.model)
     return 0
 
 
@@ -120,6 +188,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         write_calibration=args.write_calibration,
+        ogl=args.ogl,
+        ogl_method=args.ogl_method,
         score=_score_config(args),
     )
     report = run_eval(cfg, args.out, progress=not args.no_progress)
@@ -141,6 +211,16 @@ def _add_scale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rule", default="maxq3", choices=["max", "max10", "maxq3"], help="universal threshold rule")
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model folder (vssl train / convert / demo) or hf-hub:ORG/NAME")
+    p.add_argument("--rule", default="maxq3", choices=["max", "max10", "maxq3"], help="calibrated threshold used")
+    p.add_argument("--threshold", type=float, help="threshold to use instead of the model's calibration")
+    p.add_argument(
+        "--threshold-scale", default="unit", choices=["unit", "cosine"], help="scale of --threshold (unit: (cos+1)/2)"
+    )
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vssl",
@@ -154,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="smaller benchmark and budget (about 3 minutes on a CPU)")
     demo.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
     demo.add_argument("--seed", type=int, default=0, help="seed of the benchmark, training and negatives")
+    demo.add_argument(
+        "--methods",
+        help="also compare these methods, each with and without SSL-SaN negatives, e.g. ezvsl,slavc,fnac,lvs",
+    )
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. train.epochs=4")
     demo.set_defaults(func=_cmd_demo)
@@ -187,14 +271,35 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--out", required=True, help="model folder to write (config.json + model.safetensors)")
     conv.set_defaults(func=_cmd_convert)
 
-    loc = sub.add_parser("localize", help="heatmap of where the sound of an audio clip is in an image")
-    loc.add_argument("--model", required=True, help="model folder (from vssl train or vssl convert)")
-    loc.add_argument("--image", required=True, help="image file (the frame)")
-    loc.add_argument("--audio", required=True, help="audio or video file; its central 3 s are used")
-    loc.add_argument("--out", help="overlay PNG to write (absolute cosine colour scale)")
-    loc.add_argument("--json", help="JSON to write: cosine map rows, min, max, map_scale")
-    loc.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
+    loc = sub.add_parser("localize", help="where the sound is in an image or a video, or that nothing visible sounds")
+    what = loc.add_mutually_exclusive_group(required=True)
+    what.add_argument("--image", help="image file (the frame)")
+    what.add_argument("--video", help="video file: analysed at --fps; its own audio unless --audio/--silence/--noise")
+    sound = loc.add_mutually_exclusive_group()
+    sound.add_argument("--audio", help="audio or video file; the 3 s window centred on the clip (or on each frame)")
+    sound.add_argument("--silence", action="store_true", help="localize silence (negative audio)")
+    sound.add_argument("--noise", action="store_true", help="localize white noise (negative audio, seeded)")
+    loc.add_argument("--out", help="overlay to write: PNG for an image, MP4 (with the audio) for a video")
+    loc.add_argument("--json", help="JSON to write: the map and decision (image) or a per-frame timeline (video)")
+    loc.add_argument("--fps", type=float, default=5.0, help="video: analysed frames per second (default 5)")
+    loc.add_argument("--seed", type=int, default=0, help="seed of --noise")
+    _add_model_options(loc)
+    loc.add_argument("--no-progress", action="store_true", help="no progress bar")
     loc.set_defaults(func=_cmd_localize)
+
+    exp = sub.add_parser("export", help="export a model to ONNX (image + waveform -> features, embedding, map)")
+    exp.add_argument("format", choices=["onnx"], help="export format")
+    exp.add_argument("--model", required=True, help="model folder or hf-hub:ORG/NAME")
+    exp.add_argument("--out", required=True, help="ONNX file to write, e.g. model.onnx")
+    exp.add_argument("--parts", action="store_true", help="also write OUT.image.onnx and OUT.audio.onnx encoders")
+    exp.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch comparison")
+    exp.set_defaults(func=_cmd_export)
+
+    srv = sub.add_parser("serve", help="web app: upload image + audio or a video, see where the sound is (gradio)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    _add_model_options(srv)
+    srv.set_defaults(func=_cmd_serve)
 
     sc = sub.add_parser("score", help="score saved heatmaps of any model against ground truth (positive + negatives)")
     sc.add_argument("--maps", required=True, help="MAPS.npz: positive [N,H,W], optional silence/noise/offscreen")
@@ -222,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
     ev.add_argument("--write-calibration", action="store_true", help="store the calibrated thresholds in the model")
+    ev.add_argument("--ogl", help="also report with OGL: 'imagenet' (torchvision weights) or a resnet18 weights file")
+    ev.add_argument("--ogl-method", default="ezvsl", choices=["ezvsl", "fnac", "slavc"], help="OGL mixing rule")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_scale_options(ev)
     ev.set_defaults(func=_cmd_eval)

@@ -1,0 +1,142 @@
+"""``vssl serve``: the handlers on the real fixture files, and the Gradio app driven by headless Chromium."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from vssl import load_localizer, save_release
+from vssl.app import analyse_image, analyse_video, summary
+from vssl.data.synth_video import write_video
+from vssl.errors import VsslError
+from vssl.inference import noise_clip, silence_clip
+from vssl.models.registry import create_model
+
+CALIBRATION = {"thresholds": {"max": 0.52, "max10": 0.572, "maxq3": 0.55}, "map_scale": "(cos+1)/2"}
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PAIR = "cello_donkey_3905_cello"
+
+
+@pytest.fixture(scope="module")
+def localizer(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("release") / "calibrated"
+    return load_localizer(save_release(create_model("test").eval(), folder, extra={"calibration": CALIBRATION}))
+
+
+@pytest.fixture(scope="module")
+def pair(fixtures_dir: Path) -> tuple[Path, Path]:
+    root = fixtures_dir / "real" / "is3plus"
+    return root / f"{PAIR}.jpg", root / f"{PAIR}.wav"
+
+
+def _require(module: str, extra: str):
+    """The module, or a skip outside CI (CI installs every extra, so there a missing one is a failure)."""
+    if os.environ.get("CI"):
+        return importlib.import_module(module)
+    return pytest.importorskip(module, reason=f"{module} not installed (pip install 'vssl[{extra}]')")
+
+
+def test_image_handler_on_uploads_and_negatives(localizer, pair):
+    overlay, text, record = analyse_image(localizer, str(pair[0]), str(pair[1]))
+    expected = localizer.localize(*pair)
+    assert isinstance(overlay, Image.Image) and text == summary(expected)
+    assert record["max"] == expected.max and record["abstain"] == expected.abstain
+    for sound, clip in (("silence", silence_clip()), ("noise", noise_clip())):
+        _, text, record = analyse_image(localizer, str(pair[0]), None, sound)
+        assert text == summary(localizer.localize(pair[0], clip))
+    lines = dict(line.split(": ", 1) for line in text.splitlines())
+    assert {"decision", "absolute max (cosine)", "threshold"} <= set(lines)
+    assert lines["threshold"] == "0.5500 (maxq3, (cos+1)/2)"
+    with pytest.raises(VsslError, match="upload an audio clip"):
+        analyse_image(localizer, str(pair[0]), None)
+
+
+def test_video_handler(localizer, tmp_path):
+    video = write_video(tmp_path / "clip.mp4", seconds=2.0, fps=10, size=(64, 48))
+    path, text, timeline = analyse_video(localizer, str(video), fps=2)
+    assert Path(path).stat().st_size > 1000 and "frames analysed: 4 at 2 fps" in text
+    assert len(timeline["frames"]) == 4
+    _, _, silent = analyse_video(localizer, str(video), "silence", fps=2)
+    assert silent["audio"] == "silence"
+
+
+def test_app_is_built(localizer):
+    _require("gradio", "app")
+    from vssl.app import build_app
+
+    app = build_app(localizer, "test-model")
+    assert {"image-input", "audio-input", "result", "overlay", "video-input"} <= {
+        block.elem_id for block in app.blocks.values()
+    }
+
+
+def _click_and_read(page, button: str, textbox: str, previous: str) -> str:
+    """Click ``button`` and return the new text of ``textbox`` once it differs from ``previous``."""
+    page.click(button)
+    page.wait_for_function(
+        "([box, prev]) => { const v = document.querySelector(box + ' textarea').value; return v && v !== prev; }",
+        arg=[textbox, previous],
+        timeout=60_000,
+    )
+    return page.locator(f"{textbox} textarea").input_value()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.browser
+def test_browser_uploads_real_files_and_reads_the_decision(localizer, pair, tmp_path):
+    if not CHROMIUM.exists():
+        message = f"Debian's chromium not found at {CHROMIUM} (apt-get install chromium; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    _require("gradio", "app")
+    sync_api = _require("playwright.sync_api", "browser")
+    from vssl.app import serve
+
+    video = write_video(tmp_path / "clip.mp4", seconds=2.0, fps=10, size=(64, 48))
+    app, url = serve(localizer, port=_free_port(), name="test-model", block=False)
+    assert url.startswith("http://127.0.0.1:")
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+            page = browser.new_page()
+            page.goto(url)
+            page.locator("#image-input input[type=file]").set_input_files(str(pair[0]))
+            page.locator("#audio-input input[type=file]").set_input_files(str(pair[1]))
+            page.locator("#audio-input audio, #audio-input [data-testid=waveform-Audio]").first.wait_for()
+            shown = _click_and_read(page, "#localize", "#result", "")
+            assert shown == summary(localizer.localize(*pair))
+            assert page.locator("#overlay img").count() == 1
+            page.get_by_label("silence").check()
+            assert _click_and_read(page, "#localize", "#result", shown) == summary(
+                localizer.localize(pair[0], silence_clip())
+            )
+            page.get_by_role("tab", name="Video").click()
+            page.locator("#video-input input[type=file]").set_input_files(str(video))
+            page.locator("#video-input video").first.wait_for()
+            text = _click_and_read(page, "#localize-video", "#video-result", "")
+            assert text.startswith("frames analysed: 4 at 2 fps")
+            browser.close()
+    finally:
+        app.close()
