@@ -53,6 +53,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from vssl.data.cache import CacheConfig, ShardCache, build_cache
+
+    cfg = CacheConfig(
+        split=args.split, model=args.model, audio=args.audio, shard_size=args.shard_size, workers=args.workers
+    )
+    out = build_cache(args.data, Path(args.out), cfg, progress=not args.no_progress)
+    cache = ShardCache(out)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"{cache.size} items of {args.data} ({cfg.split}) in {out}: {size / 2**20:.1f} MiB")
+    print(f"data spec: cache:{out} (train with data=cache:{out} model={cfg.model})")
+    return 0
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from vssl.data.prepare import PrepareConfig, prepare
 
@@ -254,6 +268,22 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     tr.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. objective.name=ezvsl epochs=2")
     tr.set_defaults(func=_cmd_train)
+
+    ca = sub.add_parser("cache", help="decode a training set once into memory-mapped shards (train with cache:OUT)")
+    ca.add_argument("data", metavar="DATA", help="data spec FORMAT:ROOT, e.g. vggsound:/data/vggsound")
+    ca.add_argument("out", metavar="OUT", help="cache folder; rerun the same command to finish an interrupted cache")
+    ca.add_argument("--split", default="train", help="split to cache (default train)")
+    ca.add_argument("--model", default="resnet18", help="model size whose preprocessing to store (default resnet18)")
+    ca.add_argument(
+        "--audio",
+        default="int16",
+        choices=["int16", "float16", "spectrogram"],
+        help="stored audio: 16 kHz windows as int16 (default) or float16, or float16 log-spectrograms",
+    )
+    ca.add_argument("--shard-size", type=int, default=1024, help="items per shard (default 1024)")
+    ca.add_argument("--workers", type=int, default=0, help="decoding worker processes (default 0: this process)")
+    ca.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ca.set_defaults(func=_cmd_cache)
 
     prep = sub.add_parser("prepare", help="extract frames and 16 kHz audio from a folder of videos (vggsound layout)")
     prep.add_argument("videos", metavar="VIDEOS_DIR", help="folder of videos (searched recursively)")

@@ -6,6 +6,9 @@ the image pipeline are kept in memory; crops and flips stay random per epoch) â€
 such as the demo's, in a single loader process. Training augmentation draws from a generator seeded
 by (seed, epoch, index), so an epoch is reproducible and a resumed run sees exactly the batches of an
 uninterrupted one.
+
+`training_dataset` picks the training set of a data spec: a shard cache (``cache:ROOT``, built by
+``vssl cache``; see :mod:`vssl.data.cache`) or any format's items, decoded per sample.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import torch
 from torch.utils.data import Dataset
 
 from vssl.audio import AudioConfig, center_window, load_audio
+from vssl.data.cache import CACHE_PREFIX, ShardDataset, open_training_cache
+from vssl.data.formats import read_items
 from vssl.data.items import AVItem
 from vssl.vision import ImageConfig, crop_and_flip, eval_transform, load_image, resize_shorter
 
@@ -74,3 +79,18 @@ class AVDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         return {"image": self.load_image(index), "wave": self.load_wave(index), "index": index}
+
+
+def training_dataset(
+    spec: str, split: str, image_cfg: ImageConfig, audio_cfg: AudioConfig, seed: int = 0, in_memory: bool = False
+) -> AVDataset | ShardDataset:
+    """The training set named by ``spec``, with seeded augmentation (``set_epoch`` selects the draw).
+
+    ``cache:ROOT``: a shard cache, checked to hold ``split`` with this preprocessing (samples carry uint8
+    ``frame`` crops, see `ShardDataset`); any other spec: its items decoded per sample (normalised ``image``),
+    kept in memory after the first epoch with ``in_memory``.
+    """
+    if spec.startswith(CACHE_PREFIX):
+        root = spec.removeprefix(CACHE_PREFIX)
+        return ShardDataset(open_training_cache(root, split, image_cfg, audio_cfg), image_cfg, seed=seed)
+    return AVDataset(read_items(spec, split), image_cfg, audio_cfg, train=True, seed=seed, cache=in_memory)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
-from vssl.models.objectives.base import BaseObjective, Batch, Contrast, batch_waves, diagonal_ce
+from vssl.models.objectives.base import BaseObjective, Batch, Contrast, diagonal_ce, encode_pairs
 
 __all__ = ["EZVSL", "Batch", "mil_contrastive", "mil_scores", "symmetric_ce"]
 
@@ -46,7 +46,7 @@ class EZVSL(BaseObjective):
     def contrast(
         self, model: AVLocalizer, batch: Batch, negatives: torch.Tensor | None = None, negative_columns: bool = True
     ) -> Contrast:
-        img, aud = model.encode_image(batch.images), model.encode_waveform(batch_waves(batch, negatives))
+        img, aud = encode_pairs(model, batch, negatives)
         b = img.shape[0]
         loss, _ = mil_contrastive(img, aud, model.cfg.tau, negative_columns)
         maps = pairwise_maps(img, aud[b:])

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
-from vssl.models.objectives.base import BaseObjective, Batch, Contrast, batch_waves
+from vssl.models.objectives.base import BaseObjective, Batch, Contrast, encode_pairs
 from vssl.models.objectives.ezvsl import mil_contrastive
 
 TERMS = ("fns1", "tns", "fns2")
@@ -75,8 +75,7 @@ class FNAC(BaseObjective):
     def contrast(
         self, model: AVLocalizer, batch: Batch, negatives: torch.Tensor | None = None, negative_columns: bool = True
     ) -> Contrast:
-        img = model.encode_image(batch.images, dropout=self.cfg.image_dropout)
-        aud = model.encode_waveform(batch_waves(batch, negatives))
+        img, aud = encode_pairs(model, batch, negatives, dropout=self.cfg.image_dropout)
         b = img.shape[0]
         ezvsl, logits = mil_contrastive(img, aud, model.cfg.tau, negative_columns)
         terms = fnac_terms(img, aud[:b], logits[:, :b], model.cfg.tau, self.cfg.foreground_threshold)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
-from vssl.models.objectives.base import BaseObjective, Batch, Contrast, batch_waves, diagonal_ce
+from vssl.models.objectives.base import BaseObjective, Batch, Contrast, diagonal_ce, encode_pairs
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class LVS(BaseObjective):
         self, model: AVLocalizer, batch: Batch, negatives: torch.Tensor | None = None, negative_columns: bool = True
     ) -> Contrast:
         cfg = self.cfg
-        img, aud = model.encode_image(batch.images), model.encode_waveform(batch_waves(batch, negatives))
+        img, aud = encode_pairs(model, batch, negatives)
         b = img.shape[0]
         maps = pairwise_maps(img, aud if negative_columns else aud[:b])  # [B, B (+ K), h, w]
         positive = torch.sigmoid((maps - cfg.positive_threshold) / cfg.trimap_temperature)

@@ -21,7 +21,7 @@ import torch
 
 from vssl.errors import ConfigError
 from vssl.models.localizer import AVLocalizer, join_heads, paired_maps, pairwise_maps
-from vssl.models.objectives.base import BaseObjective, Batch, Contrast, batch_waves, diagonal_ce
+from vssl.models.objectives.base import BaseObjective, Batch, Contrast, batch_spectrograms, diagonal_ce, gather_pairs
 
 
 @dataclass(frozen=True)
@@ -61,19 +61,26 @@ class SLAVC(BaseObjective):
         super().__init__()
         self.cfg = cfg or SLAVCConfig()
 
+    def _heads(
+        self, model: AVLocalizer, batch: Batch, specs: torch.Tensor, momentum: bool
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Image heads ``[B, D, h, w]`` and audio heads ``[B + K, D]`` of the online or momentum encoders."""
+        img = model.image_heads(batch.images, momentum=momentum, dropout=self.cfg.image_dropout)
+        aud = model.audio_heads(specs, momentum=momentum)
+        pairs = [gather_pairs(batch, i, a) for i, a in zip(img, aud, strict=True)]
+        return [i for i, _ in pairs], [a for _, a in pairs]
+
     def contrast(
         self, model: AVLocalizer, batch: Batch, negatives: torch.Tensor | None = None, negative_columns: bool = True
     ) -> Contrast:
         require_slavc_model(model)
         if model.training:
             model.update_momentum()  # before the targets are computed, as the published code does
-        b = batch.images.shape[0]
-        specs = model.spectrogram(batch_waves(batch, negatives))
-        img = model.image_heads(batch.images, momentum=False, dropout=self.cfg.image_dropout)
-        aud = model.audio_heads(specs, momentum=False)
+        specs = batch_spectrograms(model, batch, negatives)
+        img, aud = self._heads(model, batch, specs, momentum=False)
         with torch.no_grad():
-            img_m = model.image_heads(batch.images, momentum=True, dropout=self.cfg.image_dropout)
-            aud_m = model.audio_heads(specs, momentum=True)
+            img_m, aud_m = self._heads(model, batch, specs, momentum=True)
+        b = img[0].shape[0]
         columns = slice(None) if negative_columns else slice(0, b)
         tau = model.cfg.tau
         online_image = diagonal_ce(slavc_scores(img, [a[columns] for a in aud_m], tau))
