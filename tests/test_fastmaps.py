@@ -102,7 +102,8 @@ def test_counts_are_exact(shape):
         for strict in (True, False):
             p1, p2 = above(up1, t, strict), above(up2, t, strict)
             assert torch.equal(fm.count_above(maps1, t, strict), p1.flatten(1).sum(1))
-            assert torch.equal(fm.pair_count_above(maps1, x2, t, strict), (p1 & p2).flatten(1).sum(1))
+            counts = fm.pair_counts_above(maps1, x2, t, strict)
+            assert torch.equal(counts, torch.stack([p1, p2, p1 & p2], 1).flatten(2).sum(2))
 
 
 @pytest.mark.parametrize("shape", SHAPES[:4])

@@ -143,3 +143,36 @@ def test_retrieval_recall():
     r = recall_at_k(sim)
     assert r["image_to_audio_r@1"] == 1.0 and r["audio_to_image_r@1"] == 1.0
     assert recall_at_k(torch.zeros(20, 20))["image_to_audio_r@10"] == 0.0  # ties count against the query
+
+
+@pytest.mark.parametrize(("map_scale", "size"), [("cosine", 7), ("unit", 14), ("cosine", 224)])
+def test_closed_form_path_equals_the_dense_path(tmp_path, map_scale, size):
+    """The default (fastmaps) per-sample values are those of the materialised maps: flat maps, ties, thresholds
+    equal to a pixel value, empty and Flickr ground truth, mask samples mixed in (which take the dense path)."""
+    g = torch.Generator().manual_seed(size)
+    n = 24
+    maps = torch.rand(n, size, size, generator=g, dtype=torch.float64) * 2 - 1
+    maps[0] = 0.2
+    maps[1] = maps[1].round(decimals=1)
+    maps[2, :, : size // 2] = -0.5
+    if map_scale == "unit":
+        maps = (maps + 1) / 2
+    negatives = {"silence": maps.flip(0)[:20], "noise": torch.rand(30, size, size, generator=g).double()}
+    owners = {"silence": torch.arange(20), "noise": torch.randint(0, n, (30,), generator=g)}
+    Image.fromarray(np.pad(np.full((40, 60), 255, np.uint8), 50)).save(tmp_path / "m.png")
+    boxes = [[(10 * i % 150, 5 * i % 120, 10 * i % 150 + 60, 5 * i % 120 + 90)] * (1 + i % 3) for i in range(n)]
+    boxes[3], boxes[4] = [], [(0, 0, 224, 224)]
+    masks = [tmp_path / "m.png" if i in (5, 6) else None for i in range(n)]
+    boxes[5] = []
+    gt = GroundTruth(boxes=boxes, styles=["flickr" if i % 2 else "vggss" for i in range(n)], masks=masks)
+    t = float(M.to_unit_scale(M.upsample(maps[7:8]))[0, 50, 60]) if map_scale == "cosine" else 0.6
+    mapset = MapSet(positive=maps, negatives=negatives, owners=owners)
+    fast = score(mapset, gt, t, ScoreConfig(map_scale=map_scale))
+    dense = score(mapset, gt, t, ScoreConfig(map_scale=map_scale, fast=False))
+    assert fast.positive.keys() == dense.positive.keys()
+    for key, value in dense.positive.items():
+        tol = 1e-12 if key == "confidence" else 0
+        torch.testing.assert_close(fast.positive[key], value, rtol=0, atol=tol, equal_nan=True, msg=key)
+    for name, values in dense.negatives.items():
+        for key, value in values.items():
+            torch.testing.assert_close(fast.negatives[name][key], value, rtol=0, atol=0, msg=f"{name} {key}")

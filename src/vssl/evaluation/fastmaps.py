@@ -23,6 +23,7 @@ import contextlib
 import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -257,11 +258,19 @@ def _passes(rows: _Rows, pix: tuple[Tensor, ...], t: Tensor) -> Tensor:
 def _chunked(fn: Callable[..., Tensor], maps: Sequence[MapsLike], *per_map) -> Tensor:
     """``fn(*chunks of prepared maps, *chunks of per_map)`` over the chunks of ``_CHUNK`` maps, concatenated."""
     prepared = [m if isinstance(m, Maps) else Maps(m) for m in maps]
+    jobs = list(enumerate(zip(*(m.chunks for m in prepared), strict=True)))
+
+    def run(job: tuple[int, tuple[_Rows, ...]]) -> Tensor:
+        s, chunks = job
+        return fn(*chunks, *(a[s * _CHUNK : (s + 1) * _CHUNK] for a in per_map))
+
+    workers = min(torch.get_num_threads(), len(jobs))
     with _one_thread():
-        parts = [
-            fn(*chunks, *(a[s * _CHUNK : (s + 1) * _CHUNK] for a in per_map))
-            for s, chunks in enumerate(zip(*(m.chunks for m in prepared), strict=True))
-        ]
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(run, jobs))
+        else:
+            parts = [run(job) for job in jobs]
     return torch.cat(parts) if parts else torch.zeros(0)
 
 
@@ -316,10 +325,9 @@ class Boxes:
     @classmethod
     def from_lists(cls, boxes: Sequence[Sequence[Sequence[int]]], styles: Sequence[str]) -> Boxes:
         """From per-sample lists of ``(x0, y0, x1, y1)`` pixel boxes and ``"vggss"`` / ``"flickr"`` styles."""
-        out = torch.zeros(len(boxes), max((len(b) for b in boxes), default=0), 4, dtype=torch.long)
-        for row, sample in enumerate(boxes):
-            if sample:
-                out[row, : len(sample)] = torch.tensor([list(b) for b in sample], dtype=torch.long)
+        width, empty = max((len(b) for b in boxes), default=0), (0, 0, 0, 0)
+        padded = [[*map(tuple, sample), *[empty] * (width - len(sample))] for sample in boxes]
+        out = torch.tensor(padded, dtype=torch.long).view(len(boxes), width, 4)
         return cls(out, torch.tensor([s == "flickr" for s in styles], dtype=torch.bool))
 
     def __getitem__(self, index: slice | Tensor) -> Boxes:
@@ -357,12 +365,17 @@ def _pair_chunk(r1: _Rows, r2: _Rows, t: Tensor) -> Tensor:
     m1, m2 = _margins(r1, t), _margins(r2, t)
     (a1, b1), (a2, b2) = _interval(r1, m1[0]), _interval(r2, m2[0])
     lo, hi = torch.maximum(a1, a2), torch.minimum(b1, b2)
-    count = (hi - lo).clamp_min(0).sum((1, 2)).double()
+    certain = torch.stack([b1 - a1, b2 - a2, (hi - lo).clamp_min(0)], 1).sum((2, 3)).double()  # [n, 3]
     pix = _undecided((r1, *m1), (r2, *m2))
     rs, p = pix[3:]
-    certain = (lo.flatten()[rs] <= p) & (p < hi.flatten()[rs])
-    both = _passes(r1, pix, t) & _passes(r2, pix, t)
-    return count.index_add_(0, pix[0], both.double() - certain.double()).round().long()
+
+    def inside(a: Tensor, b: Tensor) -> Tensor:  # was the pixel counted as certainly above
+        return (a.flatten()[rs] <= p) & (p < b.flatten()[rs])
+
+    pass1, pass2 = _passes(r1, pix, t), _passes(r2, pix, t)
+    found = torch.stack([pass1, pass2, pass1 & pass2], 1).double()
+    counted = torch.stack([inside(a1, b1), inside(a2, b2), inside(lo, hi)], 1).double()
+    return certain.index_add_(0, pix[0], found - counted).round().long()
 
 
 def _count_chunk(rows: _Rows, t: Tensor) -> Tensor:
@@ -408,8 +421,11 @@ def ciou_above(x: MapsLike, t: Threshold, gt: Boxes, strict: bool = True, post: 
     return torch.where(denom > 0, inter / denom.clamp(min=1e-300), torch.zeros_like(inter))
 
 
-def pair_count_above(x1: MapsLike, x2: MapsLike, t: Threshold, strict: bool = True, post: Post | None = None) -> Tensor:
-    """``[N]`` long: pixels above ``t`` (as ``count_above``) in both ``upsample(x1)`` and ``upsample(x2)``."""
+def pair_counts_above(
+    x1: MapsLike, x2: MapsLike, t: Threshold, strict: bool = True, post: Post | None = None
+) -> Tensor:
+    """``[N, 3]`` long: pixels above ``t`` (as ``count_above``) in ``upsample(x1)``, in ``upsample(x2)`` and in both
+    (one classification of each map)."""
     t = raw_threshold(t, len(x1), strict, post)
     return _chunked(_pair_chunk, [x1, x2], t)
 

@@ -51,6 +51,12 @@ class GroundTruth:
     def __len__(self) -> int:
         return len(self.boxes)
 
+    def select(self, rows: Sequence[int]) -> GroundTruth:
+        """The entries ``rows``, in that order (issues stay with the whole set)."""
+        pick = [(self.boxes[i], self.styles[i], self.masks[i], self.groups[i]) for i in rows]
+        boxes, styles, masks, groups = (list(z) for z in zip(*pick, strict=True)) if pick else ([], [], [], [])
+        return GroundTruth(boxes=boxes, styles=styles, masks=masks, groups=groups)
+
     @property
     def visible(self) -> torch.Tensor:
         """``[N]`` bool: the sample has a visible source (a box or a mask)."""

@@ -1,8 +1,11 @@
 """Score absolute heatmaps under positive and negative audio: the one implementation behind
 ``vssl score`` (maps from any framework), ``vssl eval`` and the demo.
 
-Data flow: maps ``[N, h, w]`` on a named scale -> upsampled to 224x224 in float64 (bilinear,
-align_corners=True) in chunks -> per-sample values (``PerSample``) -> set-level summary (``summarise``).
+Data flow: maps ``[N, h, w]`` on a named scale -> per-sample values (``PerSample``) of their 224x224 float64
+upsampling (bilinear, align_corners=True) -> set-level summary (``summarise``). Two equal paths to the
+per-sample values: ``fastmaps`` computes the counts, order statistics and box-weighted sums of the upsampled
+maps in closed form without materialising them (the default; exact, see that module), the dense path
+upsamples chunks of maps and is used for mask ground truth (AVSBench metrics) and with ``fast=False``.
 Protocols, each named in the result:
 * ``median`` (EZ-VSL): min-max map, pixels >= the value at sorted index 224*224/2;
 * ``universal`` (ICASSP'25): one absolute threshold t, pixels > t; calibrated from negative maps;
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from vssl.errors import VsslError
+from vssl.evaluation import fastmaps as fm
 from vssl.evaluation import metrics as M
 from vssl.evaluation import segmentation as seg
 from vssl.evaluation import slavc
@@ -36,7 +40,8 @@ class ScoreConfig:
     threshold_scale: str = "unit"  # absolute scale of thresholds: "unit" = (cos+1)/2 (EZ-VSL family), "cosine" (LVS)
     rule: str = "maxq3"  # universal threshold used for the headline: max | max10 | maxq3
     fixed_threshold: float = 0.5  # the `fixed` protocol's threshold on the absolute scale
-    chunk: int = 64  # maps upsampled at a time (memory: chunk x 224 x 224 x 8 bytes)
+    chunk: int = 64  # maps upsampled at a time on the dense path (memory: chunk x 224 x 224 x 8 bytes)
+    fast: bool = True  # closed-form statistics (fastmaps) where the ground truth is boxes; False: all dense
 
     def __post_init__(self) -> None:
         for name, value in (("map_scale", self.map_scale), ("threshold_scale", self.threshold_scale)):
@@ -50,6 +55,11 @@ class ScoreConfig:
         if self.map_scale == self.threshold_scale:
             return maps
         return M.to_unit_scale(maps) if self.map_scale == "cosine" else 2.0 * maps - 1.0
+
+    @property
+    def post(self) -> fm.Post | None:
+        """``absolute`` as fastmaps' ``post`` (None: the scales agree)."""
+        return None if self.map_scale == self.threshold_scale else self.absolute
 
     def cosine(self, maps: torch.Tensor) -> torch.Tensor:
         """Given-scale maps -> cosine similarity."""
@@ -103,9 +113,14 @@ def check_maps(name: str, maps: torch.Tensor) -> None:
 
 def negative_maxima(negatives: dict[str, torch.Tensor], cfg: ScoreConfig) -> torch.Tensor:
     """Per-map maxima ``[sum M]`` at 224x224 on the threshold scale, pooled over negative types."""
-    out = [
-        M.peak(cfg.absolute(maps[sl].double())) for maps in negatives.values() for sl in _chunks(len(maps), cfg.chunk)
-    ]
+    if cfg.fast:
+        out = [cfg.absolute(fm.kth_smallest(maps, fm.PIXELS - 1)) for maps in negatives.values()]
+    else:
+        out = [
+            M.peak(cfg.absolute(maps[sl].double()))
+            for maps in negatives.values()
+            for sl in _chunks(len(maps), cfg.chunk)
+        ]
     if not out:
         raise VsslError("no negative maps to calibrate a universal threshold from")
     return torch.cat(out)
@@ -125,8 +140,66 @@ class PerSample:
     owners: dict[str, torch.Tensor]
 
 
-def score_positive(maps: torch.Tensor, gt: GroundTruth, t: float, cfg: ScoreConfig) -> dict[str, torch.Tensor]:
-    """Per-sample cIoU under each protocol, SLAVC confidence/cIoU, peak and gt area, ``[N]`` each."""
+_FILL = {"mask_iou": torch.nan}  # value of a per-sample key for samples whose path does not compute it (else 0)
+
+
+def score_positive(
+    maps: torch.Tensor, gt: GroundTruth, t: float, cfg: ScoreConfig, prepared: fm.Maps | None = None
+) -> dict[str, torch.Tensor]:
+    """Per-sample cIoU under each protocol, SLAVC confidence/cIoU, peak and gt area, ``[N]`` each (mask samples
+    add the AVSBench values). Box and no-source samples take the closed-form path unless ``cfg.fast`` is off;
+    ``prepared``: ``fm.Maps(maps)`` if already made."""
+    dense = torch.tensor([m is not None or not cfg.fast for m in gt.masks], dtype=torch.bool)
+    fast_rows, dense_rows = (~dense).nonzero()[:, 0], dense.nonzero()[:, 0]
+    parts: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
+    if len(fast_rows):
+        fast = prepared if prepared is not None and not len(dense_rows) else fm.Maps(maps[fast_rows])
+        parts.append((fast_rows, _positive_fast(fast, gt.select(fast_rows.tolist()), t, cfg)))
+    if len(dense_rows):
+        parts.append((dense_rows, _positive_dense(maps[dense_rows], gt.select(dense_rows.tolist()), t, cfg)))
+    keys = {key: value for _, values in parts for key, value in values.items()}
+    out = {key: value.new_full((len(maps), *value.shape[1:]), _FILL.get(key, 0)) for key, value in keys.items()}
+    for rows, values in parts:
+        for key, value in values.items():
+            out[key][rows] = value
+    return out
+
+
+def _raw(t: float, strict: bool, cfg: ScoreConfig) -> torch.Tensor:
+    """A scalar threshold on the threshold scale as fastmaps' raw threshold (``>=`` on the given scale), found
+    once for every map (``post`` is the same elementwise function for all)."""
+    return fm.raw_threshold(t, 1, strict, cfg.post)
+
+
+def _positive_fast(maps: fm.Maps, gt: GroundTruth, t: float, cfg: ScoreConfig) -> dict[str, torch.Tensor]:
+    """``score_positive`` of box (or no) ground truth in closed form (fastmaps): the same values, exactly
+    (the confidence up to float64 rounding)."""
+    boxes, post, unit = fm.Boxes.from_lists(gt.boxes, gt.styles), cfg.post, cfg.absolute
+    lo, hi = (unit(v) for v in fm.value_range(maps))
+    span = hi - lo
+
+    def minmax(v: torch.Tensor) -> torch.Tensor:  # M.minmax of each absolute map, value by value
+        u = unit(v)
+        return torch.where(span > 0, (u - lo) / span.clamp(min=torch.finfo(u.dtype).tiny), u)
+
+    area = boxes.sums[:, 2]
+    kth_largest = unit(fm.kth_smallest(maps, (fm.PIXELS - area.long()).clamp(max=fm.PIXELS - 1)))
+    quarter = fm.PIXELS // 4
+    return {
+        "ciou_median": fm.ciou_above(maps, unit(fm.kth_smallest(maps, fm.PIXELS // 2)), boxes, False, post),
+        "ciou_universal": fm.ciou_above(maps, _raw(t, True, cfg), boxes, False),
+        "ciou_fixed": fm.ciou_above(maps, _raw(cfg.fixed_threshold, False, cfg), boxes, False),
+        "ciou_adaptive": fm.ciou_above(maps, torch.where(area > 0, kth_largest, torch.inf), boxes, False, post),
+        "ciou_slavc": fm.ciou_above(maps, 0.5, boxes, False, minmax),
+        "confidence": unit(fm.sum_top_k(maps, quarter) / quarter),
+        "peak": hi,
+        "similarity": cfg.cosine(maps.x).flatten(1).amax(1),
+        "area": area,
+    }
+
+
+def _positive_dense(maps: torch.Tensor, gt: GroundTruth, t: float, cfg: ScoreConfig) -> dict[str, torch.Tensor]:
+    """``score_positive`` on upsampled maps, chunk by chunk (any ground truth, masks included)."""
     cols: dict[str, list[torch.Tensor]] = {}
     masked = torch.tensor([m is not None for m in gt.masks], dtype=torch.bool)
     for sl in _chunks(len(maps), cfg.chunk):
@@ -167,9 +240,19 @@ def _segmentation(up: torch.Tensor, g: torch.Tensor, masked: torch.Tensor, t: fl
 
 
 def score_negative(
-    maps: torch.Tensor, owners: torch.Tensor, positive: torch.Tensor, t: float, cfg: ScoreConfig
+    maps: torch.Tensor,
+    owners: torch.Tensor,
+    positive: torch.Tensor,
+    t: float,
+    cfg: ScoreConfig,
+    prepared: fm.Maps | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Per-map pIA, IoU with the owner's positive binarisation, peak and max cosine, ``[M]`` each."""
+    """Per-map pIA, IoU with the owner's positive binarisation, peak and max cosine, ``[M]`` each;
+    ``prepared``: ``fm.Maps(positive)`` if already made."""
+    if cfg.fast:
+        aligned = len(owners) == len(positive) and torch.equal(owners, torch.arange(len(positive)))
+        owned = prepared if prepared is not None and aligned else fm.Maps(positive[owners])
+        return _negative_fast(fm.Maps(maps), owned, t, cfg)
     cols: dict[str, list[torch.Tensor]] = {"pia": [], "iou_with_positive": [], "peak": [], "similarity": []}
     for sl in _chunks(len(maps), cfg.chunk):
         up = cfg.absolute(M.upsample(maps[sl].double()))
@@ -181,6 +264,18 @@ def score_negative(
     return {key: torch.cat(parts) for key, parts in cols.items()}
 
 
+def _negative_fast(maps: fm.Maps, positive: fm.Maps, t: float, cfg: ScoreConfig) -> dict[str, torch.Tensor]:
+    """``score_negative`` in closed form; ``positive`` = the owners' positive maps, one per negative map."""
+    positive_above, above, both = fm.pair_counts_above(positive, maps, _raw(t, True, cfg), False).unbind(1)
+    union = (above + positive_above - both).double()
+    return {
+        "pia": above.double() / fm.PIXELS,
+        "iou_with_positive": torch.where(union > 0, both.double() / union.clamp(min=1), torch.ones_like(union)),
+        "peak": cfg.absolute(fm.kth_smallest(maps, fm.PIXELS - 1)),
+        "similarity": cfg.cosine(maps.x).flatten(1).amax(1),
+    }
+
+
 def score(maps: MapSet, gt: GroundTruth, threshold: float, cfg: ScoreConfig) -> PerSample:
     """Every per-sample value of a map set at universal ``threshold`` (on the threshold scale)."""
     check_maps("positive", maps.positive)
@@ -190,9 +285,10 @@ def score(maps: MapSet, gt: GroundTruth, threshold: float, cfg: ScoreConfig) -> 
         check_maps(name, neg)
         if neg.shape[1:] != maps.positive.shape[1:]:
             raise VsslError(f"maps {name!r} are {list(neg.shape[1:])}, positive maps {list(maps.positive.shape[1:])}")
-    positive = score_positive(maps.positive, gt, threshold, cfg)
+    prepared = fm.Maps(maps.positive) if cfg.fast else None
+    positive = score_positive(maps.positive, gt, threshold, cfg, prepared)
     negatives = {
-        name: score_negative(neg, maps.owners[name], maps.positive, threshold, cfg)
+        name: score_negative(neg, maps.owners[name], maps.positive, threshold, cfg, prepared)
         for name, neg in maps.negatives.items()
     }
     return PerSample(positive=positive, negatives=negatives, owners=dict(maps.owners))
