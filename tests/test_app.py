@@ -8,17 +8,13 @@ import socket
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
-from vssl import load_localizer, save_release
 from vssl.app import analyse_image, analyse_video, summary
 from vssl.data.synth_video import write_video
 from vssl.errors import VsslError
 from vssl.inference import noise_clip, silence_clip
-from vssl.models.registry import create_model
 
-CALIBRATION = {"thresholds": {"max": 0.52, "max10": 0.572, "maxq3": 0.55}, "map_scale": "(cos+1)/2"}
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -30,13 +26,6 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 PAIR = "cello_donkey_3905_cello"
-
-
-@pytest.fixture(scope="module")
-def localizer(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("release") / "calibrated"
-    return load_localizer(save_release(create_model("test").eval(), folder, extra={"calibration": CALIBRATION}))
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +58,11 @@ def test_image_handler_on_uploads_and_negatives(localizer, pair):
 
 def test_video_handler(localizer, tmp_path):
     video = write_video(tmp_path / "clip.mp4", seconds=2.0, fps=10, size=(64, 48))
-    path, text, timeline = analyse_video(localizer, str(video), fps=2)
-    assert Path(path).stat().st_size > 1000 and "frames analysed: 4 at 2 fps" in text
-    assert len(timeline["frames"]) == 4
-    _, _, silent = analyse_video(localizer, str(video), "silence", fps=2)
+    path, text, timeline = analyse_video(localizer, str(video), tmp_path / "out", fps=2)
+    assert Path(path) == tmp_path / "out" / "clip-overlay.mp4" and Path(path).stat().st_size > 1000
+    assert "frames analysed: 4 at 2 fps" in text and len(timeline["frames"]) == 4
+    assert timeline["video"] == "clip.mp4"  # the upload's name, not a server path
+    _, _, silent = analyse_video(localizer, str(video), tmp_path / "out", "silence", fps=2)
     assert silent["audio"] == "silence"
 
 
@@ -132,6 +122,13 @@ def test_browser_uploads_real_files_and_reads_the_decision(localizer, pair, tmp_
             assert _click_and_read(page, "#localize", "#result", shown) == summary(
                 localizer.localize(pair[0], silence_clip())
             )
+            # A wav renamed .png: refused by decoding, the reason shown in the page (not a stack trace).
+            fake = tmp_path / "sound.png"
+            fake.write_bytes(pair[1].read_bytes())
+            page.locator("#image-input input[type=file]").set_input_files(str(fake))
+            page.click("#localize")
+            page.get_by_text("sound.png: not an image the decoder can read").first.wait_for(timeout=60_000)
+            assert "Traceback" not in page.content()
             page.get_by_role("tab", name="Video").click()
             page.locator("#video-input input[type=file]").set_input_files(str(video))
             page.locator("#video-input video").first.wait_for()

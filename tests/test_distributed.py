@@ -9,6 +9,7 @@ This file is also the torchrun worker: run as a script it registers ``test_gn`` 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -131,3 +132,22 @@ def test_batchnorm_model_with_accumulation_and_local_contrast(tmp_path, synth_sp
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert state["step"] == 2 and len(set(state["replicas"])) == 1
     assert list(_losses(tmp_path / "run")) == [1, 2]
+
+
+@pytest.mark.slow
+def test_unreadable_items_leave_the_processes_uneven_and_the_loss_unchanged(tmp_path, groupnorm_size):
+    """A skipped item makes one process's share of a micro-batch shorter; the gather still joins the global
+    batch a single process would hold (without the item), so the losses agree with one process's."""
+    root = generate(TINY, tmp_path / "data", progress=False)
+    (root / "audio" / "train_000003.wav").write_bytes(b"RIFF not really a wav")
+    keys = {**RUN, "data": f"synth:{root}", "epochs": 1, "objective.name": "sslsan", "max_bad_fraction": 0.1}
+    _torchrun(tmp_path / "two", keys)
+    single = {k: v for k, v in keys.items() if k not in ("objective.name", "data")}
+    cfg = TrainConfig(data=f"synth:{root}", objective=ObjectiveConfig(name="sslsan"), **single)
+    train(cfg, tmp_path / "one")
+    skipped = json.loads((tmp_path / "two" / "skipped.json").read_text())["items"]
+    assert [Path(r["file"]).name for r in skipped] == ["train_000003.wav"]
+    ours, one = _losses(tmp_path / "two"), _losses(tmp_path / "one")
+    step = skipped[0]["step"]  # the step that trained on 3 pairs, split 1 + 2 or 2 + 1 over the processes
+    assert ours[step] == pytest.approx(one[step], rel=1e-4 if step > 1 else 1e-6)
+    assert list(ours.values()) == pytest.approx(list(one.values()), rel=1e-4)

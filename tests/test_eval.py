@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import pytest
 import torch
@@ -134,3 +135,32 @@ def test_eval_reports_with_and_without_ogl(setup, tmp_path, method):
     if method == "ezvsl":  # every mixed map is min-max normalised: silence reaches 1 like the positives do
         assert ogl["negatives"]["silence"]["separability"] < 0.75
     assert "With OGL" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_eval_reports_every_split_s_exclusions_and_never_skips_an_unreadable_file(setup, tmp_path):
+    from vssl.data.formats.report import ItemList, ReadReport
+    from vssl.errors import MediaError
+    from vssl.evaluation.run import item_accounting
+
+    spec, model_dir = setup
+    report = run_eval(EvalConfig(model=str(model_dir), data=spec, repeats=1), tmp_path / "out", progress=False)
+    assert {s: (a["evaluated"], a["excluded"]) for s, a in report["items"].items()} == {
+        "test": (8, 0),
+        "calibration": (6, 0),
+    }
+    assert "Split test: 8 items evaluated, 0 excluded" in (tmp_path / "out" / "report.md").read_text()
+    read = ReadReport("vggss", tmp_path, "test")
+    read.add("no boxes", "a", "the annotation lists no box", excluded=True)
+    read.add("garbage value", "b", "box 0 'x' is not 4 numbers", excluded=True)
+    read.add("garbage value", "b", "box 1 'y' is not 4 numbers", excluded=True)
+    read.add("degenerate box", "c", "box 1 has zero width; dropped", excluded=False)
+    items = read_items(spec, "test")
+    acc = item_accounting(ItemList(items, read))
+    assert acc["evaluated"] == 8 and acc["excluded"] == 2
+    assert acc["excluded_by_reason"] == {"garbage value": 1, "no boxes": 1} and len(acc["excluded_items"]) == 3
+    broken = tmp_path / "broken"  # a copy of the data with one unreadable test clip
+    shutil.copytree(items[5].audio.parent.parent, broken)
+    (broken / "audio" / items[5].audio.name).write_bytes(b"RIFF not really a wav")
+    with pytest.raises(MediaError, match=rf"{items[5].audio.name}: .*evaluation never leaves an item out"):
+        run_eval(EvalConfig(model=str(model_dir), data=f"synth:{broken}", repeats=1), tmp_path / "x", False)
+    assert not (tmp_path / "x" / "report.json").exists()

@@ -97,6 +97,35 @@ def test_inaudible_sources_only_in_training_and_below_the_floor():
     assert wave.dtype == np.float32 and wave.shape == (48000,) and np.abs(wave).max() <= 1.0
 
 
+def test_muted_and_noisy_training_tracks():
+    """Muted tracks are digital silence, noisy ones broadband noise at its level over an inaudible source;
+    adding them leaves the other pairs as they were (one uniform draw per pair, partitioned)."""
+    cfg = dataclasses.replace(TINY, image_size=32, inaudible_fraction=0.2, muted_fraction=0.3, noisy_fraction=0.3)
+    train = [render_sample(cfg, "train", i) for i in range(40)]
+    tracks = [s.track for s in train]
+    assert {"audible", "quiet", "muted", "noisy"} <= set(tracks) and all(
+        s.inaudible == (t != "audible") for s, t in zip(train, tracks, strict=True)
+    )
+    for s in train:
+        rms = float(np.sqrt(np.mean(s.waveform.astype(np.float64) ** 2)))
+        if s.track == "muted":
+            assert not s.waveform.any()
+        elif s.track == "noisy":
+            assert 10 ** (-25 / 20) < rms < 10 ** (-11 / 20)
+    plain = dataclasses.replace(cfg, muted_fraction=0.0, noisy_fraction=0.0)
+    for i, s in enumerate(train):
+        if s.track in ("audible", "quiet"):
+            assert np.array_equal(render_sample(plain, "train", i).waveform, s.waveform)
+    assert all(render_sample(cfg, "test", i).track == "audible" for i in range(10))
+    away = dataclasses.replace(TINY, image_size=32, inaudible_fraction=0.0, offscreen_fraction=0.5)
+    for i in range(12):
+        s, plain_sample = render_sample(away, "train", i), render_sample(TINY, "train", i)
+        assert s.label == plain_sample.label and s.classes_in_frame == plain_sample.classes_in_frame
+        assert (s.track == "offscreen") == (not np.array_equal(s.waveform, plain_sample.waveform))
+    with pytest.raises(ConfigError, match="sum"):
+        dataclasses.replace(TINY, muted_fraction=0.6, noisy_fraction=0.6)
+
+
 def test_sound_covers_at_least_half_the_clip_and_its_centre():
     quiet_room = dataclasses.replace(TINY, ambience_db=(-130.0, -120.0))  # the sound alone stands out
     for index in range(8):

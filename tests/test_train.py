@@ -122,16 +122,17 @@ def test_cached_dataset_gives_the_same_samples(synth_spec):
 
 
 def test_a_broken_file_stops_training_with_its_name(tmp_path):
-    from vssl.errors import MediaError
+    from vssl.errors import DatasetError
 
+    # 12 items and max_bad_fraction=0.01: no unreadable item is allowed (tests/test_train_reliability.py skips some)
     root = generate(TINY, tmp_path / "data", progress=False)
     broken = root / "audio" / "train_000003.wav"
     broken.write_bytes(b"RIFF not really a wav")
-    with pytest.raises(MediaError, match="train_000003.wav"):
+    with pytest.raises(DatasetError, match="train_000003.wav"):
         train(_cfg(f"synth:{root}"), tmp_path / "run")
     (root / "frames" / "train_000005.jpg").write_bytes(b"")
     broken.unlink()
-    with pytest.raises(MediaError, match="train_00000[35]"):
+    with pytest.raises(DatasetError, match="train_00000[35]"):
         train(_cfg(f"synth:{root}"), tmp_path / "run2")
 
 
@@ -164,3 +165,24 @@ def test_frozen_audio_norm_keeps_running_statistics(tmp_path, synth_spec):
     state = load_model(train(_cfg(synth_spec, freeze_audio_norm_at=0.0), tmp_path / "run")).state_dict()
     assert torch.all(state["audnet.bn1.running_mean"] == 0) and torch.all(state["audnet.bn1.running_var"] == 1)
     assert not torch.all(state["imgnet.bn1.running_mean"] == 0)  # the image trunk keeps learning its statistics
+
+
+def test_precise_batchnorm_changes_only_the_released_statistics(tmp_path, synth_spec):
+    """The release's BatchNorm statistics are recomputed (frozen audio layers excepted); the weights are those
+    of the same run without PreciseBN; a resumed finished run gives the same release."""
+    sslsan = ObjectiveConfig(name="sslsan")
+    cfg = _cfg(synth_spec, objective=sslsan, precise_bn_batches=2, freeze_audio_norm_at=0.5)
+    precise = load_model(train(cfg, tmp_path / "precise")).state_dict()
+    frozen = load_model(
+        train(_cfg(synth_spec, objective=sslsan, freeze_audio_norm_at=0.5), tmp_path / "f")
+    ).state_dict()
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+    for key, value in precise.items():
+        if key.endswith(stats) and not key.startswith("audnet."):
+            assert not torch.equal(value, frozen[key]), key  # recomputed
+        else:  # weights, and the frozen audio statistics, are the run's
+            assert torch.equal(value, frozen[key]), key
+    again = load_model(train(cfg, tmp_path / "precise", resume=True)).state_dict()
+    assert all(torch.equal(again[k], v) for k, v in precise.items())
+    with pytest.raises(ConfigError, match="precise_bn_batches"):
+        train(_cfg(synth_spec, precise_bn_batches=-1), tmp_path / "bad")

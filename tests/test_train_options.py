@@ -18,7 +18,7 @@ from vssl.models.objectives.base import Batch, gather_pairs
 from vssl.models.registry import create_model, model_config
 from vssl.train.loop import TrainConfig, run_differences, train
 from vssl.train.sampler import EpochOrder, micro_batch_size
-from vssl.train.step import TrainStep, accumulated_step
+from vssl.train.step import TrainStep, apply_update, forward_backward
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,8 @@ def test_accumulated_micro_batches_update_as_their_mean_loss():
     start = {k: v.clone() for k, v in model.state_dict().items()}
     sgd = torch.optim.SGD(model.parameters(), lr=1.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    accumulated_step(step, micro, sgd, scaler, nullcontext, 3, 0)
+    forward_backward(step, micro, sgd, scaler, nullcontext, 3, 0)
+    apply_update(sgd, scaler)
     updated = {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(start)
     model.zero_grad()

@@ -3,7 +3,14 @@
 Tab "Image + audio": upload a frame and a clip, or choose silence or noise as the sound; shows the overlay
 on the absolute scale, the map's absolute maximum, the decision (source visible / no visible source) and the
 threshold it used. Tab "Video": upload a video; shows the overlay video (with its audio) and the per-frame
-timeline. Binds 127.0.0.1 unless told otherwise: the app reads any file uploaded to it.
+timeline.
+
+Hardening: binds 127.0.0.1 unless told otherwise. Uploads are limited in size (Gradio refuses larger ones),
+duration and frame size, and checked by decoding, not by name (`vssl.inference.uploads`; a refusal is a
+one-line message in the page). The handlers get Gradio's raw payloads (``preprocess=False``: Gradio's own
+image and audio conversions never run on uploads) and open only files inside Gradio's upload folder. Results
+go to a fresh folder per request inside it; Gradio deletes uploads and results an hour after they were made
+(checked every 10 minutes) and at shutdown. At most `MAX_QUEUE` requests wait; one runs at a time.
 
 The handlers (`analyse_image`, `analyse_video`) are plain functions of files, usable without a browser.
 """
@@ -11,8 +18,12 @@ The handlers (`analyse_image`, `analyse_video`) are plain functions of files, us
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +34,28 @@ from vssl.inference.inputs import noise_clip, silence_clip
 from vssl.inference.localizer import Localizer
 from vssl.inference.render import render_overlay
 from vssl.inference.result import Localization
+from vssl.inference.uploads import (
+    DEFAULT_LIMITS,
+    UploadLimits,
+    check_video,
+    decoding_video,
+    display_name,
+    read_audio,
+    read_image,
+    upload_path,
+)
 
 UPLOADED = "uploaded audio"
 SOUNDS = (UPLOADED, "silence", "noise")
 VIDEO_SOUNDS = ("the video's audio", "silence", "noise")
+FPS_RANGE = (0.5, 10.0)
+"""Analysed frames per second the Video tab offers (and accepts from the API)."""
+MAX_QUEUE = 16
+"""Requests that may wait for their turn; more are refused ("queue full") rather than piling up."""
+KEEP_FILES = (600, 3600)
+"""Every 600 s, Gradio deletes the uploads and results older than 3600 s (and all of them at shutdown)."""
+
+logger = logging.getLogger(__name__)
 
 
 def summary(result: Localization) -> str:
@@ -49,32 +78,57 @@ def summary(result: Localization) -> str:
 
 
 def analyse_image(
-    localizer: Localizer, image: str | None, audio: str | None, sound: str = UPLOADED
+    localizer: Localizer,
+    image: str | Path | None,
+    audio: str | Path | None,
+    sound: str = UPLOADED,
+    limits: UploadLimits = DEFAULT_LIMITS,
 ) -> tuple[Image.Image, str, dict[str, Any]]:
-    """Uploaded files (paths) and the sound choice -> (overlay, summary, JSON record without the raw map rows)."""
+    """Uploaded files (paths) and the sound choice -> (overlay, summary, JSON record without the raw map rows).
+
+    Each file is checked and decoded once (`read_image`, `read_audio`); a refusal is an `UploadError`."""
+    if sound not in SOUNDS:
+        raise VsslError(f"unknown sound; choose one of {list(SOUNDS)}")  # no echo of request text
     if not image:
         raise VsslError("upload an image")
     if sound == UPLOADED and not audio:
         raise VsslError("upload an audio clip, or choose silence or noise")
     cfg = localizer.cfg.audio
-    clip = {"silence": silence_clip(cfg), "noise": noise_clip(cfg)}.get(sound, audio)
-    result = localizer.localize(Path(image), Path(clip) if isinstance(clip, str) else clip)
+    frame = read_image(image, limits)
+    if sound == UPLOADED:
+        clip, title = read_audio(audio, cfg.sample_rate, limits), display_name(audio)
+    else:
+        clip, title = (silence_clip(cfg) if sound == "silence" else noise_clip(cfg)), sound
+    result = localizer.localize(frame, clip)
     assert isinstance(result, Localization)
-    title = sound if sound != UPLOADED else Path(audio or "").name
     return render_overlay(result, title=title), summary(result), result.to_json()
 
 
 def analyse_video(
-    localizer: Localizer, video: str | None, sound: str = VIDEO_SOUNDS[0], fps: float = 2.0
+    localizer: Localizer,
+    video: str | Path | None,
+    out_dir: str | Path,
+    sound: str = VIDEO_SOUNDS[0],
+    fps: float = 2.0,
+    limits: UploadLimits = DEFAULT_LIMITS,
 ) -> tuple[str, str, dict[str, Any]]:
-    """An uploaded video -> (overlay MP4 path, summary, timeline JSON)."""
+    """An uploaded video -> (overlay MP4 path in ``out_dir``, summary, timeline JSON).
+
+    The video is checked first (`check_video`); a refusal, or a decoding failure later on, is an `UploadError`."""
     from vssl.inference.video import localize_video
 
+    if sound not in VIDEO_SOUNDS:
+        raise VsslError(f"unknown sound; choose one of {list(VIDEO_SOUNDS)}")
     if not video:
         raise VsslError("upload a video")
+    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        raise VsslError(f"analysed frames per second must be in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}], got {fps:g}")
+    check_video(video, limits)
+    name = display_name(video)
     negative = sound if sound in ("silence", "noise") else None
-    out = Path(tempfile.mkdtemp(prefix="vssl-app-")) / f"{Path(video).stem}-overlay.mp4"
-    timeline = localize_video(localizer, video, out, negative=negative, fps=fps, progress=False)
+    out = Path(out_dir) / f"{Path(name).stem}-overlay.mp4"
+    with decoding_video(video):
+        timeline = localize_video(localizer, video, out, negative=negative, fps=fps, progress=False)
     abstained = sum(bool(f["abstain"]) for f in timeline.frames)
     decided = sum(f["abstain"] is not None for f in timeline.frames)
     text = (
@@ -82,7 +136,7 @@ def analyse_video(
         f"no visible source in {abstained} of {decided} decided frames\n"
         f"absolute max (cosine) over the video: {max(f['max'] for f in timeline.frames):.4f}"
     )
-    return str(out), text, timeline.to_json()
+    return str(out), text, {**timeline.to_json(), "video": name}  # the upload's name, not its server path
 
 
 def _gradio() -> Any:
@@ -103,23 +157,48 @@ def _threshold_note(localizer: Localizer) -> str:
     )
 
 
-def build_app(localizer: Localizer, name: str = "vssl") -> Any:
-    """The Gradio Blocks app (not launched)."""
+def _fps(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise VsslError("analysed frames per second must be a number") from None
+
+
+def build_app(localizer: Localizer, name: str = "vssl", limits: UploadLimits = DEFAULT_LIMITS) -> Any:
+    """The Gradio Blocks app (not launched); the handlers get Gradio's raw upload payloads (``preprocess=False``)."""
     gr = _gradio()
 
-    def on_image(image, audio, sound):
+    @contextmanager
+    def request_dir() -> Iterator[Path]:
+        """A new folder for one request's result files, inside Gradio's upload folder: Gradio serves them from
+        there and deletes them with the uploads. (Gradio's own cache names an image by its content and rewrites
+        it in place, so two requests with the same overlay would race: a client could read a truncated file.)
+        Removed at once if the request fails; a refusal becomes the one-line message the page shows."""
+        root = Path(app.GRADIO_CACHE)
+        root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="vssl-", dir=root))
         try:
-            return analyse_image(localizer, image, audio, sound)
-        except VsslError as exc:
-            raise gr.Error(str(exc)) from exc
+            yield folder
+        except Exception as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(exc, VsslError):
+                raise gr.Error(str(exc)) from exc
+            raise
 
-    def on_video(video, sound, fps):
-        try:
-            return analyse_video(localizer, video, sound, float(fps))
-        except VsslError as exc:
-            raise gr.Error(str(exc)) from exc
+    def on_image(image: Mapping | None, audio: Mapping | None, sound: str):
+        with request_dir() as out:
+            root = app.GRADIO_CACHE
+            overlay, text, record = analyse_image(
+                localizer, upload_path(image, root), upload_path(audio, root), sound, limits
+            )
+            overlay.save(out / "overlay.png")
+            return str(out / "overlay.png"), text, record
 
-    with gr.Blocks(title=f"vssl: {name}", analytics_enabled=False) as app:
+    def on_video(video: Mapping | None, sound: str, fps: Any):
+        with request_dir() as out:
+            return analyse_video(localizer, upload_path(video, app.GRADIO_CACHE), out, sound, _fps(fps), limits)
+
+    with gr.Blocks(title=f"vssl: {name}", analytics_enabled=False, delete_cache=KEEP_FILES) as app:
         gr.Markdown(f"## Where is the sound? ({name})\n{_threshold_note(localizer)}")
         with gr.Tab("Image + audio"):
             with gr.Row():
@@ -133,27 +212,43 @@ def build_app(localizer: Localizer, name: str = "vssl") -> Any:
                 with gr.Column():
                     text = gr.Textbox(label="Result", lines=6, elem_id="result")
                     record = gr.JSON(label="JSON", elem_id="record")
-            run.click(on_image, [image, audio, sound], [overlay, text, record])
+            run.click(on_image, [image, audio, sound], [overlay, text, record], preprocess=False)
         with gr.Tab("Video"):
             with gr.Row():
                 video = gr.Video(label="Video", sources=["upload"], elem_id="video-input")
                 with gr.Column():
                     video_sound = gr.Radio(list(VIDEO_SOUNDS), value=VIDEO_SOUNDS[0], label="Sound")
-                    fps = gr.Slider(0.5, 10, value=2, step=0.5, label="Analysed frames per second")
+                    fps = gr.Slider(*FPS_RANGE, value=2, step=0.5, label="Analysed frames per second")
                     run_video = gr.Button("Localize video", variant="primary", elem_id="localize-video")
             with gr.Row():
                 video_out = gr.Video(label="Overlay", elem_id="video-overlay")
                 with gr.Column():
                     video_text = gr.Textbox(label="Result", lines=4, elem_id="video-result")
                     timeline = gr.JSON(label="Timeline", elem_id="timeline")
-            run_video.click(on_video, [video, video_sound, fps], [video_out, video_text, timeline])
+            run_video.click(on_video, [video, video_sound, fps], [video_out, video_text, timeline], preprocess=False)
     return app
 
 
-def serve(localizer: Localizer, host: str = "127.0.0.1", port: int = 7860, name: str = "vssl", block: bool = True):
+def serve(
+    localizer: Localizer,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    name: str = "vssl",
+    block: bool = True,
+    limits: UploadLimits = DEFAULT_LIMITS,
+):
     """Launch the app on ``host:port``; with ``block=False`` return ``(app, url)`` while it runs in a thread."""
-    app = build_app(localizer, name)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("serving on %s: other machines can reach the app, which has no authentication", host)
+    app = build_app(localizer, name, limits).queue(max_size=MAX_QUEUE, default_concurrency_limit=1)
     _, url, _ = app.launch(
-        server_name=host, server_port=port, share=False, prevent_thread_lock=not block, quiet=not block
+        server_name=host,
+        server_port=port,
+        share=False,
+        prevent_thread_lock=not block,
+        quiet=not block,
+        max_file_size=limits.max_bytes,  # Gradio refuses larger uploads before storing them
+        enable_monitoring=False,  # Gradio's default leaves /monitoring/summary open to anyone
+        show_error=False,  # unexpected exceptions reach the page as "Error", not as their text
     )
     return app, url

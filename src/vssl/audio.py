@@ -17,9 +17,25 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from vssl.errors import MediaError
+from vssl.errors import MediaError, require_file
 
-__all__ = ["AudioConfig", "load_audio", "resample", "center_window", "log_spectrogram", "waveform_to_input"]
+__all__ = [
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
+    "AudioConfig",
+    "center_window",
+    "load_audio",
+    "log_spectrogram",
+    "open_media",
+    "resample",
+    "waveform_to_input",
+]
+
+MIN_SAMPLE_RATE = 1_000
+"""Lowest file sample rate (Hz) `load_audio` accepts: lower is more likely a corrupt header than sound,
+and resampling would multiply the samples (x16 at 1 kHz, x16000 at 1 Hz)."""
+MAX_SAMPLE_RATE = 384_000
+"""Highest file sample rate (Hz) `load_audio` accepts: the resampling filter grows with the rate."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +87,10 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> torch.Tensor:
     soundfile reads wav/flac/ogg; anything else (mp3, m4a, mp4, mkv, ...) goes through PyAV,
     first audio stream. Samples are clipped to [-1, 1], then channels are averaged.
     Raises `MediaError` (naming the file) when the file is missing, empty, undecodable,
-    has no audio stream, no samples, or NaN/Inf samples.
+    has no audio stream, no samples, NaN/Inf samples, or a sample rate outside
+    [`MIN_SAMPLE_RATE`, `MAX_SAMPLE_RATE`].
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(path, "file not found" if not path.exists() else "not a regular file")
+    path = require_file(path)
     if path.stat().st_size == 0:
         raise MediaError(path, "file is empty (0 bytes)")
     try:
@@ -85,6 +100,8 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> torch.Tensor:
         data, file_rate = _decode_with_pyav(path, sf_err)
     if data.shape[-1] == 0 or data.shape[0] == 0:
         raise MediaError(path, "audio stream has no samples")
+    if not MIN_SAMPLE_RATE <= file_rate <= MAX_SAMPLE_RATE:
+        raise MediaError(path, f"sample rate {file_rate} Hz outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
     if not np.isfinite(data).all():
         raise MediaError(path, "audio contains NaN or infinite samples")
     wave = torch.from_numpy(np.ascontiguousarray(data)).clamp_(-1.0, 1.0).mean(dim=0)
@@ -93,10 +110,19 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> torch.Tensor:
     return wave
 
 
+def open_media(path: str | Path) -> av.container.InputContainer:
+    """Open an audio or video file for reading with PyAV.
+
+    Tags that are not UTF-8 (a Latin-1 title, say) get replacement characters instead of failing the open:
+    metadata never decides whether a file can be read.
+    """
+    return av.open(str(path), metadata_errors="replace")
+
+
 def _decode_with_pyav(path: Path, sf_err: Exception) -> tuple[np.ndarray, int]:
     """Decode the first audio stream with PyAV -> (float32 ``[C, T]``, sample rate)."""
     try:
-        container = av.open(str(path))
+        container = open_media(path)
     except (av.FFmpegError, OSError, ValueError) as err:
         raise MediaError(path, f"cannot decode audio (soundfile: {sf_err}; PyAV: {err})") from err
     with container:
@@ -121,6 +147,9 @@ def _decode_with_pyav(path: Path, sf_err: Exception) -> tuple[np.ndarray, int]:
 
 # ---------------------------------------------------------------- resampling
 
+_BLOCK_ELEMENTS = 1 << 20
+"""Most weights one resampling convolution holds: memory stays flat however many phases the rates need."""
+
 
 def _lowpass_taps(up: int, down: int, zero_crossings: int, beta: float) -> tuple[torch.Tensor, int]:
     """Kaiser-windowed sinc at the upsampled rate, cut at the lower Nyquist -> (taps ``[2H+1]``, H)."""
@@ -134,6 +163,30 @@ def _lowpass_taps(up: int, down: int, zero_crossings: int, beta: float) -> tuple
     return taps * (up / taps.sum()), half  # unit DC gain after zero-stuffing by `up`
 
 
+def _phases_per_block(up: int, down: int, half: int) -> int:
+    """Phases sharing one weight matrix: all ``up`` at usual rates; else (coprime rates have thousands of
+    phases) about ``2 * half / down``, so that at most about half of a block's weights are zeros."""
+
+    def elements(phases: int) -> int:
+        return phases * (((phases - 1) * down + 2 * half) // up + 2)
+
+    return up if elements(up) <= _BLOCK_ELEMENTS else max(1, min(up, 2 * half // down))
+
+
+def _phase_weights(
+    taps: torch.Tensor, half: int, up: int, down: int, first: int, stop: int
+) -> tuple[torch.Tensor, int]:
+    """Weights ``[stop - first, R]`` of phases ``first..stop-1`` over inputs ``r_lo..r_lo+R-1`` -> (weights, r_lo)."""
+    r_lo = -((half - first * down) // up)  # the smallest r with first * down - r * up <= half
+    r_hi = ((stop - 1) * down + half) // up
+    p = torch.arange(first, stop, dtype=torch.int64)[:, None]
+    r = torch.arange(r_lo, r_hi + 1, dtype=torch.int64)[None, :]
+    offset = p * down - r * up
+    # index_select, not taps[index]: advanced indexing costs time in proportion to the whole table
+    picked = taps.index_select(0, (offset + half).clamp(0, 2 * half).flatten()).view(offset.shape)
+    return torch.where(offset.abs() <= half, picked, 0.0), r_lo
+
+
 def resample(
     wave: torch.Tensor, orig_sr: int, new_sr: int, *, zero_crossings: int = 10, beta: float = 5.0
 ) -> torch.Tensor:
@@ -142,7 +195,9 @@ def resample(
     Equivalent to zero-stuffing by ``up``, low-pass filtering (Kaiser-windowed sinc with
     ``zero_crossings`` zero crossings per side at the lower rate) and keeping every ``down``-th
     sample, where ``up / down`` is ``new_sr / orig_sr`` reduced by their gcd. The filter is
-    centred (no delay); the signal is zero outside ``[0, T)``.
+    centred (no delay); the signal is zero outside ``[0, T)``. Memory is the waveform's order for any
+    length and any rates (coprime ones such as 44101 -> 16000 Hz have 16000 phases, taken in blocks);
+    the filter itself holds ``2 * zero_crossings * max(up, down) + 1`` taps.
     """
     if orig_sr <= 0 or new_sr <= 0:
         raise ValueError(f"sample rates must be positive, got {orig_sr} -> {new_sr}")
@@ -153,24 +208,26 @@ def resample(
     dtype = wave.dtype if wave.dtype in (torch.float32, torch.float64) else torch.float32
     x = wave.to(dtype)
     length = x.shape[-1]
+    if length == 0:
+        return x.clone()
     out_len = -(-length * up // down)
     taps, half = _lowpass_taps(up, down, zero_crossings, beta)
-    # Output m = f * up + p (frame f, phase p) sums x[f * down + r] * taps(p * down - r * up)
-    # over r in [r_lo, r_hi]: one matrix of weights [up, R] shared by all frames.
-    r_lo = -(half // up)
-    r_hi = ((up - 1) * down + half) // up
-    p = torch.arange(up, dtype=torch.int64)[:, None]
-    r = torch.arange(r_lo, r_hi + 1, dtype=torch.int64)[None, :]
-    offset = p * down - r * up
-    inside = offset.abs() <= half
-    weights = torch.where(inside, taps[(offset + half).clamp(0, 2 * half)], 0.0).to(x.device, dtype)  # [up, R]
+    # Output m = f * up + p (frame f, phase p) sums x[f * down + r] * taps(p * down - r * up) over the r with
+    # |p * down - r * up| <= half: for a block of phases, one strided convolution with weights [P, 1, R].
     num_frames = -(-out_len // up)
-    width = r_hi - r_lo + 1
-    right = max(0, (num_frames - 1) * down + width + r_lo - length)
-    padded = torch.nn.functional.pad(x, (-r_lo, right))
-    frames = padded.unfold(-1, width, down)[..., :num_frames, :]  # [..., F, R]
-    out = frames @ weights.T  # [..., F, up]
-    return out.flatten(-2)[..., :out_len]
+    left, last = half // up, ((up - 1) * down + half) // up  # the earliest and latest r any phase reads
+    rows = x.reshape(-1, 1, length)  # [N, 1, T]
+    padded = torch.nn.functional.pad(rows, (left, max(0, (num_frames - 1) * down + last + 1 - length)))
+    out = x.new_empty(rows.shape[0], up, num_frames)
+    used = min(up, out_len)  # a short clip's single frame needs only its first phases
+    phases = _phases_per_block(up, down, half)
+    for first in range(0, used, phases):
+        stop = min(used, first + phases)
+        weights, r_lo = _phase_weights(taps, half, up, down, first, stop)
+        kernel = weights.to(x.device, dtype)[:, None, :]  # [P, 1, R]
+        block = torch.nn.functional.conv1d(padded[..., left + r_lo :], kernel, stride=down)  # [N, P, >= F]
+        out[:, first:stop] = block[..., :num_frames]
+    return out.transpose(1, 2).reshape(*x.shape[:-1], num_frames * up)[..., :out_len]
 
 
 # ---------------------------------------------------------------- window and spectrogram

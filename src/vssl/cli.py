@@ -43,11 +43,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from vssl.errors import TrainingStopped
     from vssl.train.loop import TrainConfig, train
 
     cfg = load_yaml(TrainConfig, args.config) if args.config else from_dict(TrainConfig, {})
     cfg = apply_overrides(cfg, args.overrides)
-    release = train(cfg, Path(args.out), resume=args.resume)
+    try:
+        release = train(cfg, Path(args.out), resume=args.resume)
+    except TrainingStopped as stop:  # a clean stop (checkpoint written): the shell's code for that signal
+        log.warning("%s", stop)
+        return 128 + stop.signum
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one process reports
         print(f"model written to {release}")
     return 0
@@ -159,8 +164,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from vssl.app import serve
+    from vssl.inference.uploads import UploadLimits
 
-    serve(_localizer(args), host=args.host, port=args.port, name=args.model)
+    limits = UploadLimits(round(args.max_upload_mb * 1e6), args.max_audio_seconds, args.max_video_seconds)
+    serve(_localizer(args), host=args.host, port=args.port, name=args.model, limits=limits)
     return 0
 
 
@@ -328,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("serve", help="web app: upload image + audio or a video, see where the sound is (gradio)")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     srv.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    srv.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload in MB (default 50)")
+    srv.add_argument("--max-audio-seconds", type=float, default=60.0, help="longest audio clip (default 60 s)")
+    srv.add_argument("--max-video-seconds", type=float, default=600.0, help="longest video (default 600 s)")
     _add_model_options(srv)
     srv.set_defaults(func=_cmd_serve)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 
@@ -27,3 +28,31 @@ class DatasetError(VsslError, ValueError):
 
 class ConfigError(VsslError, ValueError):
     """A configuration value or command-line override that is not valid."""
+
+
+class CheckpointError(VsslError):
+    """A training checkpoint that is missing, damaged, of another kind, or would need code to load."""
+
+
+class TrainingError(VsslError):
+    """Training cannot go on (e.g. losses that stay non-finite); the message says what and from where to resume."""
+
+
+class TrainingStopped(VsslError):
+    """Training stopped on a signal (SIGTERM, SIGINT) after writing its checkpoint; ``--resume`` continues it."""
+
+    def __init__(self, signum: int, step: int, checkpoint: str | Path):
+        self.signum, self.step, self.checkpoint = signum, step, Path(checkpoint)
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name} at step {step}; checkpoint {checkpoint}; continue the run with --resume")
+
+
+def require_file(path: str | Path) -> Path:
+    """``path`` as a `Path` when it is a regular file; otherwise a `MediaError` saying what it is.
+
+    Checked before any decoder sees the path: FFmpeg would block forever on a named pipe.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "file not found" if not path.exists() else "not a regular file")
+    return path

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 from torchvision import transforms
 
-from vssl.errors import MediaError
+from vssl.errors import MediaError, require_file
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
@@ -35,6 +35,17 @@ when the file is opened; raise both to read larger images.
 """
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""EXIF orientation -> the transposition that shows the image upright (1 and invalid values: none)."""
 
 
 @dataclass(frozen=True)
@@ -61,25 +72,37 @@ def load_image(path: str | Path) -> Image.Image:
 
     Any mode is converted to RGB (alpha is dropped, as the reference code does; 16-bit
     grey levels are scaled to 8 bits rather than saturated). Raises `MediaError` naming the
-    file when it is missing, not an image, corrupt, truncated or larger than `MAX_IMAGE_PIXELS`.
+    file when it is missing, not an image, corrupt, truncated, larger than `MAX_IMAGE_PIXELS`
+    (checked from the header, before any pixel is decoded) or has EXIF metadata Pillow cannot parse.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(path, "file not found" if not path.exists() else "not a regular file")
+    path = require_file(path)
     try:
         with Image.open(path) as img:
             width, height = img.size
             if MAX_IMAGE_PIXELS is not None and width * height > MAX_IMAGE_PIXELS:
                 raise MediaError(path, f"image has {width}×{height} pixels, above the limit {MAX_IMAGE_PIXELS}")
             img.load()  # decode now, so corrupt or truncated files fail here
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
+            return _to_rgb(_upright(img, path))
     except MediaError:
         raise
     except Image.DecompressionBombError as err:
         raise MediaError(path, f"image is too large for Pillow's limit: {err}") from err
     except (OSError, SyntaxError, ValueError) as err:  # what Pillow raises for unreadable data
         raise MediaError(path, f"cannot read image: {err}") from err
+
+
+def _upright(img: Image.Image, path: Path) -> Image.Image:
+    """``img`` turned as its EXIF (or XMP) orientation says; `MediaError` when that cannot be read.
+
+    Unlike ``ImageOps.exif_transpose`` this leaves the metadata alone (it is dropped with the conversion to
+    RGB): rewriting it fails on some malformed tags even after the orientation was read.
+    """
+    try:
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception as err:  # Pillow's EXIF parser raises struct.error, TypeError, ... on a garbled block
+        raise MediaError(path, f"unreadable EXIF metadata (orientation unknown): {err}") from err
+    method = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return img if method is None else img.transpose(method)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

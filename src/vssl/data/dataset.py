@@ -1,11 +1,11 @@
 """The torch dataset shared by every format: AVItem list -> (image tensor, 3 s waveform).
 
-Loading errors propagate as ``MediaError`` naming the file: a broken sample is never replaced by
-another one. With ``cache=True`` each item is decoded once (the waveform and the deterministic part of
-the image pipeline are kept in memory; crops and flips stay random per epoch) — for small datasets
-such as the demo's, in a single loader process. Training augmentation draws from a generator seeded
-by (seed, epoch, index), so an epoch is reproducible and a resumed run sees exactly the batches of an
-uninterrupted one.
+Loading errors propagate as ``MediaError`` naming the file: a broken sample is never replaced by another
+one (the trainer leaves it out of its batch and reports it: :mod:`vssl.data.skipping`). With
+``cache=True`` each item is decoded once (the waveform and the deterministic part of the image pipeline
+are kept in memory; crops and flips stay random per epoch) — for small datasets such as the demo's, in a
+single loader process. Training augmentation draws from a generator seeded by (seed, epoch, index), so
+an epoch is reproducible and a resumed run sees exactly the batches of an uninterrupted one.
 
 `training_dataset` picks the training set of a data spec: a shard cache (``cache:ROOT``, built by
 ``vssl cache``; see :mod:`vssl.data.cache`) or any format's items, decoded per sample.

@@ -44,7 +44,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from vssl.atomic import write_atomic, write_text_atomic
-from vssl.audio import load_audio
+from vssl.audio import load_audio, open_media
 from vssl.data.formats.vggsound import canonical_clip_id
 from vssl.errors import ConfigError, DatasetError, MediaError
 
@@ -212,7 +212,7 @@ def _write_jpeg(path: Path, image: Image.Image, quality: int) -> None:
 
 def _prepare(video: Path, clip_id: str, out: Path, cfg: PrepareConfig) -> list[str]:
     try:
-        container = av.open(str(video))
+        container = open_media(video)
     except (av.FFmpegError, OSError, ValueError) as err:
         raise _ClipFailed("corrupt", f"cannot open: {err}") from err
     with container:

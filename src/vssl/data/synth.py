@@ -20,7 +20,8 @@ On-disk layout written by :func:`generate` (``{id}`` is e.g. ``train_000123``)::
          "items": [{"id", "split": "train" | "calibration" | "test", "label": class name,
                     "box": [xmin, ymin, xmax, ymax] (pixels, max exclusive: the tight box of the mask),
                     "width", "height", "classes_in_frame": [sounding class, distractor classes...],
-                    "inaudible": source too quiet to hear (train split only)}, ...]}
+                    "inaudible": the source cannot be heard (train split only),
+                    "track": "audible" | "quiet" | "muted" | "noisy" | "offscreen"}, ...]}
 """
 
 from __future__ import annotations
@@ -89,14 +90,29 @@ class SynthConfig:
     whatever is salient."""
     inaudible_db: tuple[float, float] = (-75.0, -55.0)
     """Peak level range of an inaudible source, dBFS: below the spectrogram's floor."""
+    muted_fraction: float = 0.0
+    """Training pairs whose audio track is digital silence (a muted or silent track, as uncurated video
+    holds). A positive-only model learns from them to pair true silence with what is visible."""
+    noisy_fraction: float = 0.0
+    """Training pairs recorded in loud broadband noise (wind, traffic, a bad microphone) that buries an
+    inaudible source: white or pink noise at an RMS level in ``noisy_db``."""
+    noisy_db: tuple[float, float] = (-24.0, -12.0)
+    """RMS level range of the noise of a noisy pair, dBFS."""
+    offscreen_fraction: float = 0.0
+    """Training pairs whose track is the sound of a class that is not in the frame (the source is off screen,
+    the visible objects are silent), as in a large part of uncurated video (e.g. VGGSound)."""
 
     def __post_init__(self):
         if not 2 <= self.num_classes <= len(SYNTH_CLASSES):
             raise ConfigError(f"synth num_classes must be in 2..{len(SYNTH_CLASSES)}, got {self.num_classes}")
         if not 0 <= self.max_distractors < self.num_classes:
             raise ConfigError(f"synth max_distractors must be in 0..num_classes-1, got {self.max_distractors}")
-        if not 0.0 <= self.inaudible_fraction <= 1.0:
-            raise ConfigError(f"synth inaudible_fraction must be in [0, 1], got {self.inaudible_fraction}")
+        fractions = (self.inaudible_fraction, self.muted_fraction, self.noisy_fraction, self.offscreen_fraction)
+        if min(fractions) < 0.0 or sum(fractions) > 1.0:
+            raise ConfigError(
+                "synth inaudible_fraction, muted_fraction, noisy_fraction and offscreen_fraction must be >= 0 "
+                f"with a sum <= 1, got {fractions}"
+            )
         if min(self.n_train, self.n_calibration, self.n_test) < 0:
             raise ConfigError("synth split sizes must be >= 0")
         if self.image_size < 32:
@@ -185,7 +201,12 @@ class SynthSample(NamedTuple):
     mask: np.ndarray
     label: str
     classes_in_frame: list[str]
-    inaudible: bool  # the source is recorded below the spectrogram's floor (training split only)
+    track: str  # "audible"; training split only: "quiet" (source inaudible), "muted" (zeros), "noisy", "offscreen"
+
+    @property
+    def inaudible(self) -> bool:
+        """The source cannot be heard on the track."""
+        return self.track != "audible"
 
 
 def render_sample(cfg: SynthConfig, split: str, index: int) -> SynthSample:
@@ -198,14 +219,45 @@ def render_sample(cfg: SynthConfig, split: str, index: int) -> SynthSample:
     others = [c for c in range(cfg.num_classes) if c != label]
     n_distractors = int(layout_rng.integers(0, cfg.max_distractors + 1))
     distractors = [int(c) for c in layout_rng.choice(others, size=n_distractors, replace=False)]
-    inaudible = split == "train" and layout_rng.random() < cfg.inaudible_fraction
+    track = _track(cfg, layout_rng.random()) if split == "train" else "audible"
     image, mask = _render_image(np.random.default_rng(image_seq), cfg.image_size, label, distractors)
-    level_db = cfg.inaudible_db if inaudible else cfg.level_db
-    waveform = render_audio(np.random.default_rng(audio_seq), cfg, SYNTH_CLASSES[label], level_db)
+    audio_rng = np.random.default_rng(audio_seq)
+    heard, absent = label, [c for c in others if c not in distractors]
+    if track == "offscreen":  # the sound of a class absent from the frame (none absent: the pair stays audible)
+        heard, track = (int(layout_rng.choice(absent)), track) if absent else (label, "audible")
+    level_db = cfg.level_db if track in ("audible", "offscreen") else cfg.inaudible_db
+    waveform = render_audio(audio_rng, cfg, SYNTH_CLASSES[heard], level_db)
+    if track == "muted":
+        waveform = np.zeros_like(waveform)
+    elif track == "noisy":
+        waveform = np.clip(waveform + _broadband(audio_rng, len(waveform), cfg.noisy_db), -1.0, 1.0)
     ys, xs = np.nonzero(mask)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     names = [SYNTH_CLASSES[c].name for c in [label, *distractors]]
-    return SynthSample(image, waveform, box, mask, names[0], names, inaudible)
+    return SynthSample(image, waveform, box, mask, names[0], names, track)
+
+
+def _track(cfg: SynthConfig, u: float) -> str:
+    """The kind of a training pair's audio track from a uniform draw ``u`` (the fractions in order)."""
+    for track, upto in (
+        ("quiet", cfg.inaudible_fraction),
+        ("muted", cfg.inaudible_fraction + cfg.muted_fraction),
+        ("noisy", cfg.inaudible_fraction + cfg.muted_fraction + cfg.noisy_fraction),
+        ("offscreen", cfg.inaudible_fraction + cfg.muted_fraction + cfg.noisy_fraction + cfg.offscreen_fraction),
+    ):
+        if u < upto:
+            return track
+    return "audible"
+
+
+def _broadband(rng: np.random.Generator, n: int, level_db: tuple[float, float]) -> np.ndarray:
+    """White or pink Gaussian noise at an RMS level drawn from ``level_db`` (dBFS), float32 ``[n]``."""
+    noise = rng.standard_normal(n)
+    if rng.random() < 0.5:  # pink: 1/f power
+        spectrum = np.fft.rfft(noise)
+        noise = np.fft.irfft(spectrum / np.sqrt(np.arange(len(spectrum)).clip(min=1)), n)
+    noise *= 10 ** (rng.uniform(*level_db) / 20) / (np.sqrt(np.mean(noise**2)) + 1e-12)
+    return noise.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------- images
@@ -437,6 +489,7 @@ def _write_sample(cfg: SynthConfig, root: Path, split: str, index: int) -> dict:
         "height": cfg.image_size,
         "classes_in_frame": sample.classes_in_frame,
         "inaudible": sample.inaudible,
+        "track": sample.track,
     }
 
 

@@ -10,7 +10,10 @@ image-to-every-audio similarity matrix (retrieval) is filled from the same image
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -19,10 +22,12 @@ from tqdm import tqdm
 from vssl.data.dataset import AVDataset
 from vssl.data.items import AVItem
 from vssl.data.negatives import silence, white_noise
-from vssl.errors import DatasetError
+from vssl.errors import DatasetError, MediaError
 from vssl.evaluation.scoring import MapSet
 from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
 
+P = ParamSpec("P")
+R = TypeVar("R")
 CONDITIONS = ("positive", "silence", "noise", "offscreen")
 NEGATIVES = CONDITIONS[1:]
 
@@ -95,6 +100,24 @@ def encode_clips(model: AVLocalizer, dataset: AVDataset, batch_size: int, device
     return torch.cat(out)
 
 
+def _never_skipping(compute: Callable[P, R]) -> Callable[P, R]:
+    """``compute`` (over a list of items), its `MediaError` for an unreadable file saying that nothing is skipped."""
+
+    @functools.wraps(compute)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return compute(*args, **kwargs)
+        except MediaError as exc:
+            raise MediaError(
+                exc.path,
+                f"{exc.problem}; evaluation never leaves an item out (the metrics would no longer be those of the "
+                "split): repair or remove the file, or evaluate an id list ROOT/NAME.txt with split NAME",
+            ) from exc
+
+    return wrapper
+
+
+@_never_skipping
 @torch.no_grad()
 def compute_maps(
     model: AVLocalizer,
@@ -106,7 +129,10 @@ def compute_maps(
     repeats: int = 1,
     retrieval: bool = True,
 ) -> EvalMaps:
-    """Maps of every item under the four conditions (model in eval mode, on ``device``)."""
+    """Maps of every item under the four conditions (model in eval mode, on ``device``).
+
+    Every item is evaluated: an unreadable image or audio file raises `MediaError` naming it.
+    """
     if not items:
         raise DatasetError("nothing to evaluate: the item list is empty")
     model = model.eval().to(device)

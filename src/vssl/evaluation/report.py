@@ -203,6 +203,12 @@ def eval_markdown(report: dict[str, Any]) -> str:
         sim = v["similarity"]
         lines.append(f"- {neg}: mean {_num(sim['mean'])}, std {_num(sim['std'])}, d' {_num(sim['d_prime'])}\n")
     lines.append(f"\n## Counts\n\n{json.dumps(res['n'])}; negative seeds {res.get('negative_seeds')}\n")
+    for split, acc in report.get("items", {}).items():
+        reasons = ", ".join(f"{kind} {n}" for kind, n in acc["excluded_by_reason"].items())
+        lines.append(
+            f"\nSplit {split}: {acc['evaluated']} items evaluated, {acc['excluded']} excluded by the dataset reader"
+            f"{f' ({reasons})' if reasons else ''}; unreadable files: {acc['unreadable']}.\n"
+        )
     if res["gt_issues"]:
         lines.append(f"\n{len(res['gt_issues'])} ground-truth issues (first 20):\n")
         lines.extend(f"- {issue}\n" for issue in res["gt_issues"][:20])

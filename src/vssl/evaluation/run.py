@@ -1,5 +1,10 @@
 """``vssl eval``: run a model over a dataset under positive, silence, noise and offscreen audio, and report.
 
+Evaluation never leaves an item out on its own: the dataset reader's exclusions (annotation defects,
+missing files of a training-style format; see :mod:`vssl.data.formats`) are stated in the report with
+their count and reason (``items``), and an unreadable image or audio file stops the evaluation with a
+`MediaError` naming it (`compute_maps`): metrics over a silently smaller split are not that split's.
+
 Writes into ``OUT``: ``report.json`` (every metric, protocol, seeds, counts), ``report.md``,
 ``per_sample.csv`` and ``figures/`` (maxima histogram, pIA- and cIoU-vs-threshold curves with the
 calibrated thresholds marked, example grid). Universal thresholds come from the dataset's calibration
@@ -11,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from vssl.config import to_dict
 from vssl.data.formats import read_items
+from vssl.data.items import AVItem
 from vssl.errors import VsslError
 from vssl.evaluation import report as R
 from vssl.evaluation.maps import EvalMaps, compute_maps
@@ -77,6 +84,20 @@ def ogl_result(cfg: EvalConfig, run: EvalMaps, cal_run: EvalMaps | None, progres
     return result
 
 
+def item_accounting(items: list[AVItem]) -> dict[str, Any]:
+    """How many items of a split are evaluated, how many its reader excluded and why (``items.report``)."""
+    report = getattr(items, "report", None)
+    excluded = [issue for issue in (report.issues if report is not None else []) if issue.excluded]
+    reasons = Counter(kind for kind, _ in dict.fromkeys((i.kind, i.item) for i in excluded))
+    return {
+        "evaluated": len(items),
+        "excluded": len({i.item for i in excluded}),
+        "excluded_by_reason": dict(sorted(reasons.items())),
+        "excluded_items": [{"id": i.item, "reason": i.kind, "detail": i.detail} for i in excluded],
+        "unreadable": "none skipped: an unreadable image or audio file stops the evaluation",
+    }
+
+
 def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
     """Evaluate, write the report folder, return the report dict."""
     out = Path(out)
@@ -87,7 +108,8 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
     def maps_of(split_items):
         return compute_maps(model, split_items, cfg.batch_size, cfg.device, cfg.seed, progress, repeats=cfg.repeats)
 
-    cal_run = maps_of(read_items(cfg.data, cfg.calibration_split)) if cfg.calibration_split else None
+    cal_items = read_items(cfg.data, cfg.calibration_split) if cfg.calibration_split else None
+    cal_run = maps_of(cal_items) if cal_items is not None else None
     if cal_run is not None:
         thresholds = calibrate_from(cal_run, cfg.score)
         source = f"{cfg.data} split {cfg.calibration_split}"
@@ -106,10 +128,13 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
         "data": cfg.data,
         "split": cfg.split,
         "result": result,
+        "items": {cfg.split: item_accounting(items)},
         "protocol": protocol_of(cfg.score),
         "config": to_dict(cfg),
         "timing": {"seconds": seconds, "images_per_s": len(items) / seconds},
     }
+    if cal_items is not None and cfg.calibration_split != cfg.split:
+        report["items"][cfg.calibration_split] = item_accounting(cal_items)
     R.write_json(out / "report.json", report)
     R.write_eval_markdown(out / "report.md", report)
     R.write_per_sample_csv(out / "per_sample.csv", run, per)

@@ -2,7 +2,8 @@
 
 Modules: `inputs` (paths, PIL, arrays, tensors -> frames and waveforms), `calibration` (thresholds stored with
 a model), `localizer` (`Localizer`, `load_localizer`), `result` (`Localization`), `render` (overlays on the
-absolute scale), `video` and `video_writer` (timelines and overlay MP4s), `hub` (``hf-hub:`` model names).
+absolute scale), `video` and `video_writer` (timelines and overlay MP4s), `hub` (``hf-hub:`` model names),
+`uploads` (what the web app accepts: files checked by decoding, size and duration limits).
 Inference imports no training code.
 """
 

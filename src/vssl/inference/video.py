@@ -28,9 +28,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from vssl.atomic import atomic_path, write_text_atomic
-from vssl.audio import AudioConfig, center_window, load_audio
+from vssl.audio import AudioConfig, center_window, load_audio, open_media
 from vssl.data.negatives import white_noise
-from vssl.errors import MediaError, VsslError
+from vssl.errors import MediaError, VsslError, require_file
 from vssl.inference.calibration import Threshold
 from vssl.inference.localizer import Localizer
 from vssl.inference.render import render_overlay
@@ -169,13 +169,13 @@ def localize_video(
     frame and three 224x224 maps each) besides the compact per-frame records. Consecutive frames whose mean
     absolute difference is at most ``still_tolerance`` 8-bit levels are one picture, encoded once (0: only
     identical frames)."""
-    video = Path(video)
     if fps <= 0:
         raise VsslError(f"fps must be positive, got {fps}")
+    video = require_file(video)
     cfg = localizer.cfg.audio
     try:
-        container = av.open(str(video))
-    except (av.FFmpegError, OSError) as err:
+        container = open_media(video)
+    except (av.FFmpegError, OSError, ValueError) as err:
         raise MediaError(video, f"cannot open video: {err}") from err
     with container:
         if not container.streams.video:

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from vssl.atomic import atomic_path
+from vssl.audio import open_media
 
 COPYABLE_AUDIO = ("aac", "mp3", "alac")  # codecs an MP4 holds that FFmpeg muxes without flags
 AAC_FRAME = 1024  # samples per AAC frame
@@ -31,7 +32,7 @@ class _CopiedAudio:
     """The packets of a file's first audio stream, muxed unchanged up to a given time."""
 
     def __init__(self, source: Path, out: av.container.OutputContainer):
-        self.input = av.open(str(source))
+        self.input = open_media(source)
         template = self.input.streams.audio[0]
         self.stream = out.add_stream_from_template(template)
         self.packets: Iterator[av.Packet] = self.input.demux(template)
@@ -117,7 +118,7 @@ class OverlayVideoWriter:
         else:
             self.video.bit_rate = 4_000_000
         if self.copy_audio_from is not None:
-            with av.open(str(self.copy_audio_from)) as probe:
+            with open_media(self.copy_audio_from) as probe:
                 codec_name = probe.streams.audio[0].codec_context.name if probe.streams.audio else None
             if codec_name in COPYABLE_AUDIO:
                 self.audio = _CopiedAudio(self.copy_audio_from, self.container)

@@ -27,8 +27,6 @@ silently wrong model. Adding a format is one `FORMATS` entry.
 from __future__ import annotations
 
 import hashlib
-import pickle
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,6 +39,7 @@ from vssl.errors import VsslError
 from vssl.models.localizer import AVLocalizer, ModelConfig
 from vssl.models.registry import create_model, model_config
 from vssl.models.release import save_release
+from vssl.models.torch_files import load_torch_file
 
 DATA_PARALLEL_PREFIX = "module."
 _MAX_LISTED = 20  # keys named per category in an error message
@@ -200,31 +199,8 @@ def read_checkpoint(path: str | Path, state_key: str = "model") -> Any:
 
     ``state_key`` (the entry holding the state dict) only shapes the advice given for unsafe files.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise VsslError(f"{path}: {'file not found' if not path.exists() else 'not a regular file'}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if unsafe is None:
-            raise VsslError(f"{path}: not a readable PyTorch checkpoint ({_last_line(exc)})") from exc
-        raise VsslError(
-            f"{path}: the checkpoint stores a Python object ({unsafe.group(1)}) that only a full pickle load "
-            "can rebuild, and a full load can run arbitrary code from the file; vssl reads checkpoints with "
-            "torch.load(weights_only=True) only. If you trust the file, save its weights alone and convert that: "
-            f"torch.save({{{state_key!r}: torch.load(OLD, weights_only=False)[{state_key!r}]}}, NEW)"
-        ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise VsslError(f"{path}: not a readable PyTorch checkpoint ({_last_line(exc)})") from exc
-
-
-def _last_line(exc: Exception) -> str:
-    """The informative line of torch's multi-paragraph error messages (or the exception's type)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if lines and lines[-1].startswith("Check the documentation"):
-        lines.pop()
-    return lines[-1] if lines else type(exc).__name__
+    resave = f"torch.save({{{state_key!r}: torch.load(OLD, weights_only=False)[{state_key!r}]}}, NEW)"
+    return load_torch_file(path, resave)
 
 
 def official_state_dict(checkpoint: Any, fmt: CheckpointFormat, path: str | Path) -> dict[str, torch.Tensor]:

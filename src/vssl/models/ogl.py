@@ -32,6 +32,7 @@ from torch import nn
 from vssl.errors import VsslError
 from vssl.evaluation.metrics import EVAL_SIZE, minmax, to_unit_scale, upsample
 from vssl.models.encoders import BackboneConfig, ResNetTrunk
+from vssl.models.torch_files import load_torch_file
 
 IMAGENET = "imagenet"
 OBJ_SCALE = 2.5  # SLAVC's fixed upper end of the prior's range (its lower end is 0)
@@ -57,10 +58,7 @@ def resnet18_state(source: WeightsSource = IMAGENET) -> dict[str, torch.Tensor]:
     path = Path(source)
     if not path.is_file():
         raise VsslError(f"{path}: ResNet-18 weights not found (give a torchvision resnet18 state dict file)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VsslError(f"{path}: not a readable PyTorch weights file ({exc})") from exc
+    state = load_torch_file(path)
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise VsslError(f"{path}: not a state dict of tensors (expected torchvision resnet18 weights)")
     return dict(state)

@@ -9,7 +9,10 @@ returns a one-process `DistEnv` and nothing below communicates.
 What the trainer asks of the group, all here:
 
 * `DistEnv.wrap`: DistributedDataParallel around the training module (gradients averaged over processes);
-* `DistEnv.gather`: embeddings of every process's pairs, gradients flowing back (global-batch contrast);
+* `DistEnv.gather`: embeddings of every process's pairs, gradients flowing back (global-batch contrast;
+  the processes may hold different numbers of pairs when unreadable items were skipped);
+* `DistEnv.total` and `DistEnv.gather_counts` for decisions all processes must take together (skip a
+  step, stop), and `DistEnv.gather_objects` for the records behind them (which files could not be read);
 * `DistEnv.from_main`: rank 0 reads (e.g. a resume checkpoint) and every process gets the result, or
   rank 0's error, so one local file or one mistake never leaves the others waiting;
 * `DistEnv.mean` for logged values, `DistEnv.check_replicas` to prove the processes hold one model.
@@ -36,35 +39,56 @@ T = TypeVar("T")
 
 
 class _GatherWithGrad(torch.autograd.Function):
-    """``[b, ...]`` on each of W processes -> ``[W*b, ...]`` (rank order) on every process.
+    """``[b_r, ...]`` on each process r of W -> ``[sum b_r, ...]`` (rank order) on every process.
 
+    ``sizes``: every process's ``b_r`` when they differ (a micro-batch with unreadable items skipped; the
+    trainer knows them from its per-step agreement, so no collective here waits on the host); the rows
+    are then padded to the largest for the collectives and the result is the one-process batch without
+    the skipped items, at any world size. None: every process holds ``len(x)`` rows.
     Backward: every process's loss depends on every slice, so the gradient of this process's slice is the
     sum over processes of their gradients for it (a reduce-scatter). DDP then averages parameter gradients
     over processes, which makes the update the gradient of the mean of the processes' losses.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, sizes: list[int] | None) -> torch.Tensor:
         ctx.rank, ctx.world = dist.get_rank(), dist.get_world_size()
-        parts = [torch.empty_like(x, memory_format=torch.contiguous_format) for _ in range(ctx.world)]
-        dist.all_gather(parts, x.contiguous())
-        return torch.cat(parts)
+        ctx.sizes = list(sizes) if sizes is not None else [x.shape[0]] * ctx.world
+        if ctx.sizes[ctx.rank] != x.shape[0]:
+            raise ValueError(f"gather: {x.shape[0]} rows here, {ctx.sizes[ctx.rank]} announced for rank {ctx.rank}")
+        rows = max(ctx.sizes)
+        parts = [x.new_empty((rows, *x.shape[1:])) for _ in range(ctx.world)]
+        dist.all_gather(parts, _pad_rows(x, rows))
+        return torch.cat([part[:n] for part, n in zip(parts, ctx.sizes, strict=True)])
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        rows = max(ctx.sizes)
+        if min(ctx.sizes) == rows:  # no padding: the usual case
+            padded = grad.contiguous()
+        else:
+            padded = torch.cat([_pad_rows(g, rows) for g in grad.split(ctx.sizes)])  # [W * rows, ...]
         if dist.get_backend() == dist.Backend.NCCL:
-            mine = torch.empty_like(grad.chunk(ctx.world)[ctx.rank])
-            dist.reduce_scatter_tensor(mine, grad)
-            return mine
-        total = grad.clone()  # gloo has no reduce-scatter: sum everything, keep our slice
-        dist.all_reduce(total)
-        return total.chunk(ctx.world)[ctx.rank]
+            mine = padded.new_empty((rows, *grad.shape[1:]))
+            dist.reduce_scatter_tensor(mine, padded)
+        else:  # gloo has no reduce-scatter: sum everything, keep our slice
+            total = padded.clone() if padded.data_ptr() == grad.data_ptr() else padded
+            dist.all_reduce(total)
+            mine = total.chunk(ctx.world)[ctx.rank]
+        return mine[: ctx.sizes[ctx.rank]], None
 
 
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """All processes' ``x [b, ...]`` joined in rank order ``[W*b, ...]``, differentiable (see `_GatherWithGrad`)."""
-    return _GatherWithGrad.apply(x)
+def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """``x`` contiguous, with zero rows appended up to ``rows``."""
+    x = x.contiguous()
+    if x.shape[0] == rows:
+        return x
+    return torch.cat([x, x.new_zeros((rows - x.shape[0], *x.shape[1:]))])
+
+
+def gather_with_grad(x: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
+    """All processes' ``x [b_r, ...]`` joined in rank order ``[sum b_r, ...]``, differentiable (`_GatherWithGrad`)."""
+    return _GatherWithGrad.apply(x, sizes)
 
 
 def parameter_digest(module: nn.Module) -> str:
@@ -106,9 +130,9 @@ class DistEnv:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
-    def gather(self, x: torch.Tensor) -> torch.Tensor:
+    def gather(self, x: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
         """See `gather_with_grad`; the identity on one process."""
-        return gather_with_grad(x) if self.distributed else x
+        return gather_with_grad(x, sizes) if self.distributed else x
 
     def mean(self, values: dict[str, torch.Tensor]) -> dict[str, float]:
         """Scalars averaged over processes (one all-reduce), as floats."""
@@ -119,6 +143,35 @@ class DistEnv:
             dist.all_reduce(stacked)
             stacked /= self.world_size
         return dict(zip(values, stacked.tolist(), strict=True))
+
+    def total(self, counts: list[int | bool | torch.Tensor]) -> list[int]:
+        """Integers (or 0-d tensors, e.g. flags computed on the device) summed over processes (one all-reduce).
+
+        Every decision that changes what a process does next (skip a step, stop) is taken on such a total,
+        so all processes take it together.
+        """
+        if not self.distributed:
+            return [int(c) for c in counts]
+        values = torch.stack([torch.as_tensor(c).to(self.device, torch.int64).reshape(()) for c in counts])
+        dist.all_reduce(values)
+        return values.tolist()
+
+    def gather_counts(self, counts: list[int]) -> list[list[int]]:
+        """Every process's ``counts`` (lists of one length), in rank order (one all-gather)."""
+        if not self.distributed:
+            return [list(counts)]
+        mine = torch.tensor(counts, dtype=torch.int64, device=self.device)
+        parts = [torch.empty_like(mine) for _ in range(self.world_size)]
+        dist.all_gather(parts, mine)
+        return torch.stack(parts).tolist()
+
+    def gather_objects(self, obj: T) -> list[T]:
+        """Every process's ``obj`` (picklable), in rank order."""
+        if not self.distributed:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
 
     def from_main(self, read: Callable[[], T]) -> T:
         """``read()`` on rank 0, its result (or its exception) on every process."""

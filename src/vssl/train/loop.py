@@ -1,10 +1,14 @@
 """The training loop: seeded, resumable, device- and precision-aware, data-parallel under ``torchrun``.
 
 A run folder holds ``config.yaml`` (the resolved config), ``metrics.csv``, ``tensorboard/`` (when
-tensorboard is installed), ``checkpoints/last.pt`` (rewritten atomically every
-``checkpoint_every`` steps and at every epoch end) and, when training ends, ``model/`` (release).
-Data order, augmentation and negative audio all derive from ``seed``, so ``resume`` continues
-exactly where an interrupted run stopped.
+tensorboard is installed), ``checkpoints/last.pt`` (rewritten atomically every ``checkpoint_every`` steps
+and at every epoch end, the one before kept as ``last.previous.pt``; see :mod:`vssl.train.checkpoint`),
+``skipped.json`` (unreadable items left out, see :mod:`vssl.train.skips`) and, when training ends,
+``model/`` (release). Data order, augmentation, negative audio and dropout all derive from ``seed``
+(dropout through `step_seed`), so ``resume`` continues exactly where an interrupted run stopped, even
+after ``kill -9``: it repeats at most the steps since the last checkpoint, and ends with the weights of
+an uninterrupted run. SIGTERM or SIGINT stops a run cleanly after a final checkpoint
+(:mod:`vssl.train.signals`).
 
 Launched by ``torchrun``, every process runs `train` on its share of each global batch
 (:mod:`vssl.train.sampler`) under DistributedDataParallel (:mod:`vssl.train.distributed`); rank 0 alone
@@ -15,6 +19,7 @@ reads the resume checkpoint (and hands it to the others), logs and writes. A ste
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -24,22 +29,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from vssl.atomic import write_text_atomic
 from vssl.config import dump_yaml, to_dict
 from vssl.data.dataset import training_dataset
-from vssl.errors import ConfigError
+from vssl.data.skipping import UNREADABLE, SkipUnreadable, collate_readable, readable_count
+from vssl.errors import ConfigError, TrainingError, TrainingStopped
 from vssl.models.localizer import AVLocalizer
 from vssl.models.objectives import ObjectiveConfig, create_objective
 from vssl.models.registry import create_model, model_config
 from vssl.models.release import save_release
-from vssl.train.checkpoint import load_checkpoint, save_checkpoint
+from vssl.train.checkpoint import LAST, latest_checkpoint, remove_temporaries, save_checkpoint
 from vssl.train.distributed import DistEnv, init_distributed
 from vssl.train.metrics import MetricsLog
-from vssl.train.sampler import EpochOrder, micro_batch_size
-from vssl.train.step import Inputs, TrainStep, accumulated_step, model_inputs
+from vssl.train.precise_bn import precise_batchnorm
+from vssl.train.sampler import EpochOrder, micro_batch_size, step_seed
+from vssl.train.signals import StopSignals, ignore_stop_signals
+from vssl.train.skips import NonFiniteLosses, SkippedItems
+from vssl.train.step import TrainStep, apply_update, forward_backward, model_inputs, snapshot_buffers
 
 __all__ = ["EpochOrder", "TrainConfig", "freeze_batchnorm", "resumable", "run_differences", "train"]
 
@@ -47,6 +57,7 @@ log = logging.getLogger(__name__)
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CONTRAST_POOLS = ("global", "local")
+SIZES = "process_sizes"  # a micro-batch's number of pairs on every process, when unreadable items made them differ
 
 
 @dataclass(frozen=True)
@@ -77,7 +88,11 @@ class TrainConfig:
     freeze_audio_norm_at: float = 1.0  # fraction of training after which the audio BatchNorm layers run on
     # their running statistics (frozen), so the encoder learns on what inference computes; 1.0 = never
     cache: bool = False  # keep decoded items in memory (small datasets, num_workers=0): no decoding after epoch 1
+    precise_bn_batches: int = 0  # after training, BatchNorm running statistics recomputed as the average over this
+    # many training micro-batches with the final weights (PreciseBN, train/precise_bn.py); 0 = the moving averages
     checkpoint_every: int = 100  # steps between resume checkpoints (also written at every epoch end)
+    max_bad_fraction: float = 0.01  # unreadable items an epoch may skip (fraction of its items); more stops the run
+    max_bad_steps: int = 5  # steps in a row with a non-finite loss (each skipped: no update) that stop the run
     log_every: int = 10  # steps between metric rows
     progress: bool = True  # show a progress bar
 
@@ -93,8 +108,16 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError("train: batch_size must be at least 2 (the batch is the pool of negatives)")
     if cfg.accumulate < 1:
         raise ConfigError(f"train: accumulate must be >= 1, got {cfg.accumulate}")
+    if cfg.precise_bn_batches < 0 or (cfg.precise_bn_batches and cfg.sync_batchnorm):
+        raise ConfigError(
+            f"train: precise_bn_batches must be >= 0 (and 0 with sync_batchnorm), got {cfg.precise_bn_batches}"
+        )
     if cfg.sync_batchnorm and not cfg.device.startswith("cuda"):
         raise ConfigError("train: sync_batchnorm needs device=cuda (PyTorch's SyncBatchNorm runs on GPUs only)")
+    if not 0.0 <= cfg.max_bad_fraction <= 1.0:
+        raise ConfigError(f"train: max_bad_fraction must be in [0, 1], got {cfg.max_bad_fraction}")
+    if cfg.max_bad_steps < 1:
+        raise ConfigError(f"train: max_bad_steps must be >= 1, got {cfg.max_bad_steps}")
 
 
 def _pool_size(cfg: TrainConfig, world_size: int) -> int:
@@ -120,6 +143,8 @@ RESUMABLE_CHANGES = {
     "fused_adam",
     "cache",
     "checkpoint_every",
+    "max_bad_fraction",
+    "max_bad_steps",
     "log_every",
     "progress",
 }
@@ -143,24 +168,26 @@ def run_differences(state: dict, cfg: TrainConfig) -> list[str]:
 
 def resumable(run_dir: str | Path, cfg: TrainConfig) -> bool:
     """Whether ``run_dir`` holds a checkpoint that ``cfg`` can continue (or no checkpoint at all)."""
-    path = Path(run_dir) / "checkpoints" / "last.pt"
-    return not path.exists() or not run_differences(load_checkpoint(path), cfg)
+    found = latest_checkpoint(Path(run_dir) / "checkpoints")
+    return found is None or not run_differences(found[0], cfg)
 
 
-def _resume_state(cfg: TrainConfig, ckpt_path: Path, resume: bool) -> dict[str, Any] | None:
-    """The checkpoint to continue (None: start afresh); refuses to overwrite a run or change its config."""
-    if not ckpt_path.exists():
-        return None
-    if not resume:
+def _resume_state(cfg: TrainConfig, ckpt_dir: Path, resume: bool) -> tuple[dict[str, Any], Path] | None:
+    """The checkpoint to continue and its path (None: start afresh); refuses to overwrite a run or change its
+    config."""
+    found = latest_checkpoint(ckpt_dir) if resume else None
+    if not resume and any(ckpt_dir.glob("*.pt")):
         raise ConfigError(
-            f"{ckpt_path.parents[1]}: holds a checkpoint already; pass --resume to continue it or use a new folder"
+            f"{ckpt_dir.parent}: holds a checkpoint already; pass --resume to continue it or use a new folder"
         )
-    state = load_checkpoint(ckpt_path)
+    if found is None:
+        return None
+    state, path = found
     changed = run_differences(state, cfg)  # before loading: a changed architecture would not load
     if changed:
         details = ", ".join(changed)
-        raise ConfigError(f"{ckpt_path}: cannot resume with a different config ({details}); use a new run folder")
-    return state
+        raise ConfigError(f"{path}: cannot resume with a different config ({details}); use a new run folder")
+    return state, path
 
 
 def freeze_batchnorm(module: torch.nn.Module) -> None:
@@ -193,8 +220,6 @@ def _prepare_model(cfg: TrainConfig, env: DistEnv, state: dict[str, Any] | None)
     """The model on its device, in its memory format, with the checkpoint's weights and the speed options."""
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model)
-    if env.rank:  # decorrelate dropout between processes; rank 0 keeps the one-process stream
-        torch.manual_seed(cfg.seed * 1_000_003 + env.rank)
     if state is not None:
         model.load_state_dict(state["model"])
     if cfg.sync_batchnorm and env.distributed:
@@ -206,18 +231,27 @@ def _prepare_model(cfg: TrainConfig, env: DistEnv, state: dict[str, Any] | None)
     return model
 
 
-def _epoch_batches(
-    loader: DataLoader, accumulate: int, prepare: Callable[[dict], Inputs]
-) -> Iterator[tuple[list[Inputs], float]]:
-    """The loader's micro-batches, prepared, in groups of ``accumulate`` (one optimiser step each),
-    with the seconds spent waiting for each group."""
+def _epoch_batches(loader: DataLoader, accumulate: int) -> Iterator[tuple[list[dict[str, Any]], float]]:
+    """The loader's micro-batches in groups of ``accumulate`` (one optimiser step each), with the seconds spent
+    waiting for each group."""
     it = iter(loader)
     while True:
         started = time.perf_counter()
-        group = [prepare(sample) for sample in islice(it, accumulate)]
+        group = list(islice(it, accumulate))
         if len(group) < accumulate:
             return
         yield group, time.perf_counter() - started
+
+
+def _min_pairs(cfg: TrainConfig, world_size: int) -> int:
+    """Readable pairs every process's micro-batch needs for an update: 2 when it is a contrast pool of its own,
+    else 1 (the pool spans the processes). With fewer (unreadable items skipped) the step makes no update."""
+    return 2 if cfg.contrast == "local" or world_size == 1 else 1
+
+
+def _nonfinite_entries(model: nn.Module) -> list[str]:
+    """Names of the model's parameters and buffers holding a NaN or an infinity."""
+    return [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 OnLog = Callable[[int, dict[str, float]], None]
@@ -239,10 +273,14 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, on_log: O
 
 
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, env: DistEnv, on_log: OnLog | None) -> Path:
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_path = ckpt_dir / LAST
     micro = micro_batch_size(cfg.batch_size, env.world_size, cfg.accumulate)
     pool = _pool_size(cfg, env.world_size)
-    state = env.from_main(lambda: _resume_state(cfg, ckpt_path, resume))
+    if env.is_main:
+        remove_temporaries(ckpt_dir)
+    found = env.from_main(lambda: _resume_state(cfg, ckpt_dir, resume))
+    state = found[0] if found is not None else None
     model = _prepare_model(cfg, env, state)
     dataset = training_dataset(
         cfg.data, cfg.split, model.cfg.image, model.cfg.audio, seed=cfg.seed, in_memory=cfg.cache
@@ -262,17 +300,28 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, env: DistEnv, on_log: 
         scaler.load_state_dict(state["scaler"])
         step = int(state["step"])
         _warn_pool_change(cfg, int(state.get("world_size", 1)), env.world_size)
-        log.info("resumed %s at step %d", ckpt_path, step)
+        log.info("resumed %s at step %d", found[1], step)
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
+    items_per_epoch = steps_per_epoch * cfg.batch_size
+    skipped = SkippedItems(
+        run_dir if env.is_main else None, cfg.max_bad_fraction, items_per_epoch, _part(state, "skipped")
+    )
+    nonfinite = NonFiniteLosses(cfg.max_bad_steps, _part(state, "nonfinite"), verbose=env.is_main)
 
     saved_step = step if state is not None else -1
 
+    def last_saved() -> str:
+        return f"the last checkpoint is {ckpt_path} (step {saved_step})" if saved_step >= 0 else "no checkpoint yet"
+
     def checkpoint() -> None:
         nonlocal saved_step
-        saved_step = step
         replicas = env.check_replicas(model)  # every process: the replicas must hold one model
+        nonfinite_entries = _nonfinite_entries(model)
+        if env.total([len(nonfinite_entries)])[0]:  # every process: all stop together
+            names = ", ".join(nonfinite_entries[:3]) or "on another process"
+            raise TrainingError(f"step {step}: the model holds non-finite values ({names}): not saved; {last_saved()}")
         if env.is_main:
             save_checkpoint(
                 ckpt_path,
@@ -285,8 +334,11 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, env: DistEnv, on_log: 
                     "replicas": replicas,
                     "config": to_dict(cfg),
                     "model_config": to_dict(model.cfg),
+                    "skipped": skipped.state(),
+                    "nonfinite": nonfinite.state(),
                 },
             )
+        saved_step = step
 
     metrics = MetricsLog(run_dir, resume_step=step) if env.is_main else None
     total = steps_per_epoch * cfg.epochs
@@ -302,53 +354,135 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, env: DistEnv, on_log: 
     def autocast():
         return torch.autocast(env.device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
 
-    def prepare(sample):
-        return model_inputs(sample, env.device, model.cfg.image, cfg.channels_last)
+    need = _min_pairs(cfg, env.world_size)
+
+    def agree(group: list[dict[str, Any]], epoch: int, stop: bool) -> tuple[bool, bool]:
+        """Whether to stop, and whether the step's micro-batches (unreadable items taken out and recorded)
+        hold enough pairs on every process: decided by all processes together. When some process skipped
+        items, each micro-batch is told every process's number of pairs (for the gather)."""
+        records = [r for batch in group for r in batch.pop(UNREADABLE)]
+        sizes = [readable_count(batch) for batch in group]
+        rows = env.gather_counts([len(records), int(stop), *sizes])  # [process][bad, stop, size per micro-batch]
+        if any(row[1] for row in rows):  # the step will run after resume: its unreadable items are recorded then
+            return False, True
+        if any(row[0] for row in rows):
+            skipped.add([r for part in env.gather_objects(records) for r in part], step + 1, epoch)
+            for k, batch in enumerate(group):
+                batch[SIZES] = [row[2 + k] for row in rows]
+        return min(min(row[2:]) for row in rows) >= need, False
+
+    def train_step(group: list[dict[str, Any]], epoch: int) -> dict[str, torch.Tensor]:
+        """Forward/backward, then the update; when the loss is not finite on some process, no update and the
+        BatchNorm statistics of before the step (the forward may have fed them NaNs)."""
+        module.train()
+        if step >= freeze_step:
+            freeze_batchnorm(model.audnet)
+        torch.manual_seed(step_seed(cfg.seed, step, env.rank))
+        inputs = [
+            {**model_inputs(batch, env.device, model.cfg.image, cfg.channels_last), "sizes": batch.get(SIZES)}
+            for batch in group
+        ]
+        restore_buffers = snapshot_buffers(model)
+        out = forward_backward(module, inputs, optimizer, scaler, autocast, step, epoch)
+        (bad,) = env.total([~torch.isfinite(out["loss"])])
+        if bad:
+            optimizer.zero_grad(set_to_none=True)
+            restore_buffers()
+        else:
+            apply_update(optimizer, scaler)
+        nonfinite.record(not bad, step + 1, out["loss"], last_saved())
+        return out
+
+    def loader(order: EpochOrder) -> DataLoader:
+        return DataLoader(
+            SkipUnreadable(dataset),
+            batch_size=micro,
+            sampler=order,
+            num_workers=cfg.num_workers,
+            collate_fn=collate_readable,
+            pin_memory=env.device.type == "cuda",
+            drop_last=True,
+            worker_init_fn=ignore_stop_signals,
+            prefetch_factor=cfg.prefetch_factor if cfg.num_workers else None,
+        )
+
+    def recompute_batchnorm() -> None:
+        """PreciseBN over micro-batches of an epoch no training epoch used (seeded: a resumed run gets the same),
+        composed as in training (the objective's forward, its negatives included; each process its own)."""
+        epoch = cfg.epochs
+        dataset.set_epoch(epoch)
+        order = EpochOrder(len(dataset), cfg.batch_size, cfg.seed, epoch, 0, env.rank, env.world_size, cfg.accumulate)
+        batches = (b for b in loader(order) if readable_count(b) >= 2)
+        stats_step = TrainStep(model, objective)  # no gather: the statistics are each process's, as in training
+        module.train()
+        if freeze_step < total:  # as in the last training steps
+            freeze_batchnorm(model.audnet)
+
+        def forward(item: tuple[int, dict[str, Any]]) -> None:
+            i, batch = item
+            batch.pop(UNREADABLE, None)
+            with autocast():
+                stats_step(
+                    **model_inputs(batch, env.device, model.cfg.image, cfg.channels_last), step=total + i, epoch=epoch
+                )
+
+        used = precise_batchnorm(model, forward, enumerate(islice(batches, cfg.precise_bn_batches)))
+        log.info("BatchNorm statistics recomputed over %d micro-batches (PreciseBN)", used)
 
     freeze_step = int(cfg.freeze_audio_norm_at * total)
     log.info(
         "%d steps of %d pairs: %d per process and micro-batch, contrast pool %d", total, cfg.batch_size, micro, pool
     )
     interval_start, interval_step, waited = time.perf_counter(), step, 0.0
-    while step < total:
-        epoch, done_in_epoch = divmod(step, steps_per_epoch)
-        dataset.set_epoch(epoch)
-        order = EpochOrder(
-            len(dataset), cfg.batch_size, cfg.seed, epoch, done_in_epoch, env.rank, env.world_size, cfg.accumulate
-        )
-        loader = DataLoader(
-            dataset,
-            batch_size=micro,
-            sampler=order,
-            num_workers=cfg.num_workers,
-            pin_memory=env.device.type == "cuda",
-            drop_last=True,
-            prefetch_factor=cfg.prefetch_factor if cfg.num_workers else None,
-        )
-        for micro_batches, wait in _epoch_batches(loader, cfg.accumulate, prepare):
-            waited += wait
-            module.train()
-            if step >= freeze_step:
-                freeze_batchnorm(model.audnet)
-            out = accumulated_step(module, micro_batches, optimizer, scaler, autocast, step, epoch)
-            step += 1
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == total:
-                values = env.mean(out)  # every process takes part
-                elapsed = max(time.perf_counter() - interval_start, 1e-9)
-                values["samples_per_s"] = (step - interval_step) * cfg.batch_size / elapsed
-                values["data_wait"] = waited / elapsed  # fraction of the time rank 0 waited for its loader
-                if metrics is not None:
-                    metrics.write(step, epoch, values)
-                if on_log is not None and env.is_main:
-                    on_log(step, values)
-                bar.set_postfix(loss=f"{values['loss']:.3f}")
-                interval_start, interval_step, waited = time.perf_counter(), step, 0.0
-            if step % cfg.checkpoint_every == 0 or step % steps_per_epoch == 0:
-                checkpoint()
+    out: dict[str, torch.Tensor] = {}
+    stopped: int | None = None
+    with StopSignals() as signals:
+        while step < total and stopped is None:
+            epoch, done_in_epoch = divmod(step, steps_per_epoch)
+            dataset.set_epoch(epoch)
+            order = EpochOrder(
+                len(dataset), cfg.batch_size, cfg.seed, epoch, done_in_epoch, env.rank, env.world_size, cfg.accumulate
+            )
+            for group, wait in _epoch_batches(loader(order), cfg.accumulate):
+                waited += wait
+                usable, stop = agree(group, epoch, signals.received is not None)
+                if stop:
+                    stopped = signals.received or signal.SIGTERM  # SIGTERM: another process received the signal
+                    log.warning("%s: stopping at step %d", signal.Signals(stopped).name, step)
+                    break
+                if usable:
+                    out = train_step(group, epoch)
+                else:
+                    log.warning("step %d: a micro-batch holds fewer than %d readable pairs: no update", step + 1, need)
+                step += 1
+                bar.update(1)
+                if (step % cfg.log_every == 0 or step == total) and out:
+                    values = env.mean(out)  # every process takes part
+                    elapsed = max(time.perf_counter() - interval_start, 1e-9)
+                    values["samples_per_s"] = (step - interval_step) * cfg.batch_size / elapsed
+                    values["data_wait"] = waited / elapsed  # fraction of the time rank 0 waited for its loader
+                    values["skipped_items"] = skipped.take_interval()
+                    values["nonfinite_steps"] = nonfinite.take_interval()
+                    if metrics is not None:
+                        metrics.write(step, epoch, values)
+                    if on_log is not None and env.is_main:
+                        on_log(step, values)
+                    bar.set_postfix(loss=f"{values['loss']:.3f}")
+                    interval_start, interval_step, waited = time.perf_counter(), step, 0.0
+                if step % cfg.checkpoint_every == 0 or step % steps_per_epoch == 0:
+                    checkpoint()
+                if step % steps_per_epoch == 0:
+                    skipped.end_epoch(epoch)
     bar.close()
     if saved_step != step:
         checkpoint()
+    skipped.write()
+    if stopped is not None:
+        if metrics is not None:
+            metrics.close()
+        raise TrainingStopped(stopped, step, ckpt_path)
+    if cfg.precise_bn_batches:
+        recompute_batchnorm()
     release = run_dir / "model"
     if env.is_main:
         metrics.close()
@@ -357,3 +491,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, env: DistEnv, on_log: 
         log.info("trained %d steps; release written to %s", step, release)
     env.barrier()  # the release exists when train returns, on every process
     return release
+
+
+def _part(state: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
+    """A part of the resume checkpoint (None: no checkpoint, or one written before vssl kept that part)."""
+    return None if state is None else state.get(key)

@@ -15,15 +15,17 @@ log = logging.getLogger(__name__)
 class MetricsLog:
     """CSV rows (and TensorBoard scalars when available) of whatever the objective returns.
 
-    On resume, rows logged after the checkpoint's step are dropped: they will be logged again.
+    On resume, rows logged after the checkpoint's step are dropped: they will be logged again (so is a last
+    row a killed process left half-written).
     """
 
     def __init__(self, run_dir: Path, resume_step: int):
         self.path = run_dir / "metrics.csv"
         self.fields: list[str] | None = None
         if self.path.exists():
-            with open(self.path, newline="") as fh:
-                rows = list(csv.reader(fh))
+            text = self.path.read_text()
+            complete = text[: text.rfind("\n") + 1]  # a row is complete once its newline is written
+            rows = list(csv.reader(io.StringIO(complete, newline="")))
             self.fields = rows[0] if rows else None
             kept = [r for r in rows[1:] if r and int(r[0]) <= resume_step]
             if rows:

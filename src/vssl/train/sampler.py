@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 from vssl.errors import ConfigError
@@ -64,3 +65,12 @@ class EpochOrder:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """Seed of torch's global generator for optimiser step ``step`` on process ``rank`` (dropout draws).
+
+    The trainer reseeds before every step, so the draws of a step depend on (seed, step, rank) alone and a
+    resumed run makes the draws an uninterrupted one makes (a generator's state is not in the checkpoint).
+    """
+    return int(np.random.SeedSequence([seed, step, rank, 0xD5]).generate_state(1, np.uint64)[0] >> 1)

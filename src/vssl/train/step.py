@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from typing import Any
 
 import torch
@@ -19,7 +20,7 @@ from vssl.models.localizer import AVLocalizer
 from vssl.models.objectives import Batch
 from vssl.vision import ImageConfig
 
-Inputs = dict[str, torch.Tensor | None]
+Inputs = dict[str, Any]  # images, waves, specs (tensors or None) and sizes (see `TrainStep.forward`)
 
 
 class TrainStep(nn.Module):
@@ -32,15 +33,24 @@ class TrainStep(nn.Module):
         self,
         model: AVLocalizer,
         objective: nn.Module,
-        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        gather: Callable[..., torch.Tensor] | None = None,
     ):
         super().__init__()
         self.model, self.objective, self.gather = model, objective, gather
 
     def forward(
-        self, images: torch.Tensor, waves: torch.Tensor, specs: torch.Tensor | None, step: int, epoch: int
+        self,
+        images: torch.Tensor,
+        waves: torch.Tensor,
+        specs: torch.Tensor | None,
+        step: int,
+        epoch: int,
+        sizes: list[int] | None = None,
     ) -> dict[str, torch.Tensor]:
-        batch = Batch(images=images, waves=waves, step=step, epoch=epoch, specs=specs, gather=self.gather)
+        """``sizes``: every process's number of pairs in this micro-batch when they differ (unreadable items
+        skipped), for the gather; None: all hold as many as this one."""
+        gather = self.gather if self.gather is None or sizes is None else partial(self.gather, sizes=sizes)
+        batch = Batch(images=images, waves=waves, step=step, epoch=epoch, specs=specs, gather=gather)
         return self.objective(self.model, batch)
 
 
@@ -67,7 +77,7 @@ def model_inputs(
     return {"images": images, "waves": waves, "specs": specs}
 
 
-def accumulated_step(
+def forward_backward(
     module: nn.Module,
     micro_batches: Sequence[Inputs],
     optimizer: torch.optim.Optimizer,
@@ -76,9 +86,9 @@ def accumulated_step(
     step: int,
     epoch: int,
 ) -> dict[str, torch.Tensor]:
-    """Forward/backward every micro-batch, then one optimiser update; the objective's values averaged.
+    """Gradients of one optimiser step: forward/backward every micro-batch; the objective's values averaged.
 
-    Each micro-batch's loss is divided by their number, so the update is that of the mean loss. Under
+    Each micro-batch's loss is divided by their number, so the gradient is that of the mean loss. Under
     DDP, gradients are averaged over processes once, on the last micro-batch (``no_sync`` before it).
     """
     optimizer.zero_grad(set_to_none=True)
@@ -93,6 +103,30 @@ def accumulated_step(
             scaler.scale(out["loss"] / n).backward()
         for key, value in out.items():
             totals[key] = totals.get(key, 0.0) + value.detach().float() / n
+    return totals
+
+
+def snapshot_buffers(module: nn.Module) -> Callable[[], None]:
+    """Copy ``module``'s buffers (BatchNorm statistics: small) and return a function that puts the copy back.
+
+    One concatenation per dtype, cheap enough to take before every step; restored only when a step is undone.
+    """
+    buffers = list(module.buffers())
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for b in buffers:
+        by_dtype.setdefault(b.dtype, []).append(b)
+    saved = {dtype: torch.cat([b.detach().reshape(-1) for b in group]) for dtype, group in by_dtype.items()}
+
+    def restore() -> None:
+        with torch.no_grad():
+            for dtype, group in by_dtype.items():
+                for b, before in zip(group, saved[dtype].split([b.numel() for b in group]), strict=True):
+                    b.copy_(before.view_as(b))
+
+    return restore
+
+
+def apply_update(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """The optimiser update from the gradients `forward_backward` left (through the fp16 grad scaler)."""
     scaler.step(optimizer)
     scaler.update()
-    return totals
