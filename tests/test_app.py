@@ -25,13 +25,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PAIR = "cello_donkey_3905_cello"
-
-
-@pytest.fixture(scope="module")
-def pair(fixtures_dir: Path) -> tuple[Path, Path]:
-    root = fixtures_dir / "real" / "is3plus"
-    return root / f"{PAIR}.jpg", root / f"{PAIR}.wav"
 
 
 def _require(module: str, extra: str):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CALIBRATION
 from PIL import Image
 
 import vssl
@@ -25,27 +26,11 @@ from vssl.models.registry import create_model
 from vssl.models.release import update_release_config
 from vssl.vision import eval_transform, load_image
 
-PAIR = "cello_donkey_3905_cello"
-CALIBRATION = {"thresholds": {"max": 0.52, "max10": 0.572, "maxq3": 0.55}, "map_scale": "(cos+1)/2", "data": "x"}
-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     return save_release(create_model("test").eval(), tmp_path_factory.mktemp("release") / "test-model")
-
-
-@pytest.fixture(scope="module")
-def calibrated_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("release") / "calibrated"
-    return save_release(create_model("test").eval(), folder, extra={"calibration": CALIBRATION})
-
-
-@pytest.fixture(scope="module")
-def pair(fixtures_dir: Path) -> tuple[Path, Path]:
-    root = fixtures_dir / "real" / "is3plus"
-    return root / f"{PAIR}.jpg", root / f"{PAIR}.wav"
 
 
 def test_maps_are_raw_cosine_at_native_and_224(model_dir, pair):
@@ -138,8 +123,8 @@ def test_short_clips_are_tiled_like_the_training_front_end(model_dir):
 # ---------------------------------------------------------------- calibration and decision
 
 
-def test_calibrated_model_decides_on_the_224_map_on_the_calibration_scale(calibrated_dir, pair):
-    loc = load_localizer(calibrated_dir)
+def test_calibrated_model_decides_on_the_224_map_on_the_calibration_scale(calibrated_release, pair):
+    loc = load_localizer(calibrated_release)
     assert loc.threshold == Threshold(0.55, "(cos+1)/2", "maxq3", "x")
     result = loc.localize(*pair)
     unit = (result.heatmap + 1) / 2
@@ -147,7 +132,7 @@ def test_calibrated_model_decides_on_the_224_map_on_the_calibration_scale(calibr
     assert result.abstain == (result.score <= 0.55)
     np.testing.assert_array_equal(result.mask, unit > 0.55)
     for rule, value in CALIBRATION["thresholds"].items():
-        assert load_localizer(calibrated_dir, rule=rule).threshold.value == value
+        assert load_localizer(calibrated_release, rule=rule).threshold.value == value
 
 
 def test_threshold_on_either_side_of_the_score(model_dir, pair):
@@ -206,10 +191,10 @@ def test_bad_calibration_is_named(tmp_path, model_dir):
         load_localizer(folder)
 
 
-def test_json_record(tmp_path, calibrated_dir, pair):
+def test_json_record(tmp_path, calibrated_release, pair):
     from vssl.infer import write_json
 
-    result = load_localizer(calibrated_dir).localize(*pair)
+    result = load_localizer(calibrated_release).localize(*pair)
     path = write_json(result, tmp_path / "out" / "map.json")
     record = json.loads(path.read_text())
     assert {"cosine_map", "min", "max", "map_scale", "abstain", "threshold", "box"} <= set(record)
@@ -219,10 +204,10 @@ def test_json_record(tmp_path, calibrated_dir, pair):
     assert [p.name for p in path.parent.iterdir()] == ["map.json"]  # no temporary file left behind
 
 
-def test_every_real_fixture_file(fixtures_dir, calibrated_dir):
+def test_every_real_fixture_file(fixtures_dir, calibrated_release):
     """Short, stereo, 44.1 kHz float and the negative clips: finite maps and a decision for each."""
     real = fixtures_dir / "real"
-    loc = load_localizer(calibrated_dir)
+    loc = load_localizer(calibrated_release)
     frames = sorted(real.glob("*/*.jpg"))
     clips = sorted(real.glob("*/*.wav"))
     assert len(frames) == 4 and len(clips) == 7
@@ -241,9 +226,9 @@ def test_hub_names_are_parsed():
         parse_hub_name("hf-hub:name")
 
 
-def test_hub_model_is_downloaded_with_huggingface_hub(tmp_path, calibrated_dir, monkeypatch, pair):
+def test_hub_model_is_downloaded_with_huggingface_hub(tmp_path, calibrated_release, monkeypatch, pair):
     repo = tmp_path / "snapshot"
-    save_release(load_model(calibrated_dir), repo / "models" / "sslsan", extra={"calibration": CALIBRATION})
+    save_release(load_model(calibrated_release), repo / "models" / "sslsan", extra={"calibration": CALIBRATION})
     calls = []
 
     def snapshot_download(repo_id, revision=None, allow_patterns=None):
@@ -254,7 +239,7 @@ def test_hub_model_is_downloaded_with_huggingface_hub(tmp_path, calibrated_dir, 
     loc = vssl.load_localizer("hf-hub:org/demo/models/sslsan@main")
     assert calls == [("org/demo", "main", ["models/sslsan/config.json", "models/sslsan/model.safetensors"])]
     assert loc.threshold.value == 0.55
-    expected = load_localizer(calibrated_dir).localize(*pair).cosine_map
+    expected = load_localizer(calibrated_release).localize(*pair).cosine_map
     np.testing.assert_array_equal(loc.localize(*pair).cosine_map, expected)
     assert vssl.load_model("hf-hub:org/demo/models/sslsan").cfg.name == "test"
     with pytest.raises(VsslError, match="not a vssl release folder"):

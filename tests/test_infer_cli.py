@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from vssl import load_localizer, save_release
@@ -17,22 +15,6 @@ from vssl.cli import main
 from vssl.inference import COSINE_RANGE, Localization, Threshold, render_overlay, write_overlay
 from vssl.inference.render import colourise, decision_text
 from vssl.models.registry import create_model
-
-PAIR = "cello_donkey_3905_cello"
-CALIBRATION = {"thresholds": {"max": 0.52, "max10": 0.572, "maxq3": 0.55}, "map_scale": "(cos+1)/2"}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("release") / "calibrated"
-    return save_release(create_model("test").eval(), folder, extra={"calibration": CALIBRATION})
-
-
-@pytest.fixture(scope="module")
-def pair(fixtures_dir: Path) -> tuple[Path, Path]:
-    root = fixtures_dir / "real" / "is3plus"
-    return root / f"{PAIR}.jpg", root / f"{PAIR}.wav"
 
 
 def _flat(value: float, threshold: Threshold | None = None, abstain: bool | None = None) -> Localization:
@@ -73,13 +55,13 @@ def test_subcommands_have_help(capsys, command):
     assert f"usage: vssl {command}" in capsys.readouterr().out
 
 
-def test_cli_localize_writes_overlay_and_json(tmp_path, model_dir, pair, capsys):
+def test_cli_localize_writes_overlay_and_json(tmp_path, calibrated_release, pair, capsys):
     png, record = tmp_path / "overlay.png", tmp_path / "map.json"
-    args = ["localize", "--model", str(model_dir), "--image", str(pair[0]), "--audio", str(pair[1])]
+    args = ["localize", "--model", str(calibrated_release), "--image", str(pair[0]), "--audio", str(pair[1])]
     assert main([*args, "--out", str(png), "--json", str(record)]) == 0
     out = capsys.readouterr().out
     assert "cosine map 2x2" in out and "threshold 0.550 (maxq3" in out
-    expected = load_localizer(model_dir).localize(*pair)
+    expected = load_localizer(calibrated_release).localize(*pair)
     saved = json.loads(record.read_text())
     np.testing.assert_array_equal(np.array(saved["cosine_map"], np.float32), expected.cosine_map)
     assert saved["abstain"] == expected.abstain and saved["threshold"] == 0.55
@@ -87,8 +69,8 @@ def test_cli_localize_writes_overlay_and_json(tmp_path, model_dir, pair, capsys)
         assert image.format == "PNG"
 
 
-def test_cli_localize_negatives_and_threshold_options(tmp_path, model_dir, pair, capsys):
-    base = ["localize", "--model", str(model_dir), "--image", str(pair[0])]
+def test_cli_localize_negatives_and_threshold_options(tmp_path, calibrated_release, pair, capsys):
+    base = ["localize", "--model", str(calibrated_release), "--image", str(pair[0])]
     for option in ("--silence", "--noise"):
         record = tmp_path / f"{option[2:]}.json"
         assert main([*base, option, "--json", str(record), "--rule", "max"]) == 0
@@ -99,8 +81,8 @@ def test_cli_localize_negatives_and_threshold_options(tmp_path, model_dir, pair,
     assert (saved["threshold"], saved["threshold_scale"], saved["abstain"]) == (-1.0, "cosine", False)
 
 
-def test_cli_localize_errors(tmp_path, model_dir, pair, caplog):
-    args = ["localize", "--model", str(model_dir), "--image", str(pair[0]), "--audio", str(pair[1])]
+def test_cli_localize_errors(tmp_path, calibrated_release, pair, caplog):
+    args = ["localize", "--model", str(calibrated_release), "--image", str(pair[0]), "--audio", str(pair[1])]
     assert main(args) == 2 and "--out PNG" in caplog.text
     assert main([*args[:-2], "--json", str(tmp_path / "m.json")]) == 2 and "needs --audio" in caplog.text
     assert main([*args[:-1], str(tmp_path / "missing.wav"), "--json", str(tmp_path / "m.json")]) == 2
@@ -117,8 +99,8 @@ def test_cli_uncalibrated_model_says_so(tmp_path, pair, caplog):
     assert "no calibration" in caplog.text and json.loads(record.read_text())["abstain"] is None
 
 
-def test_console_script_localize(tmp_path, model_dir, pair):
+def test_console_script_localize(tmp_path, calibrated_release, pair):
     record = tmp_path / "map.json"
-    cmd = [sys.executable, "-m", "vssl.cli", "localize", "--model", str(model_dir), "--image", str(pair[0])]
+    cmd = [sys.executable, "-m", "vssl.cli", "localize", "--model", str(calibrated_release), "--image", str(pair[0])]
     subprocess.run([*cmd, "--audio", str(pair[1]), "--json", str(record)], check=True, capture_output=True)
     assert json.loads(record.read_text())["map_scale"] == "cosine"
