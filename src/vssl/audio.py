@@ -119,6 +119,15 @@ def open_media(path: str | Path) -> av.container.InputContainer:
     return av.open(str(path), metadata_errors="replace")
 
 
+def stream_duration(container: av.container.InputContainer, stream: av.stream.Stream) -> float | None:
+    """Seconds of ``stream`` as its header states them, else the container's; None when neither says."""
+    if stream.duration is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
 def _decode_with_pyav(path: Path, sf_err: Exception) -> tuple[np.ndarray, int]:
     """Decode the first audio stream with PyAV -> (float32 ``[C, T]``, sample rate)."""
     try:

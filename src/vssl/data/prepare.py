@@ -44,7 +44,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from vssl.atomic import write_atomic, write_text_atomic
-from vssl.audio import load_audio, open_media
+from vssl.audio import load_audio, open_media, stream_duration
 from vssl.data.formats.vggsound import canonical_clip_id
 from vssl.errors import ConfigError, DatasetError, MediaError
 
@@ -152,14 +152,6 @@ def is_finished(out: Path, ids: list[str]) -> bool:
     return all((out / "frames" / f"{i}.jpg").is_file() and (out / "audio" / f"{i}.wav").is_file() for i in ids)
 
 
-def _video_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
-    if stream.duration is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return None
-
-
 def _frame_at(container: av.container.InputContainer, stream: av.video.stream.VideoStream, target: float):
     """The frame shown at ``target`` s (stream time): the last frame starting at or before it."""
     try:
@@ -184,7 +176,7 @@ def _frame_at(container: av.container.InputContainer, stream: av.video.stream.Vi
 def _frames(container: av.container.InputContainer, times: list[float]) -> list[Image.Image]:
     stream = container.streams.video[0]
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-    duration = _video_duration(container, stream)
+    duration = stream_duration(container, stream)
     images = []
     for t in times:
         if duration is not None and t > duration:

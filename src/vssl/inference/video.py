@@ -28,7 +28,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from vssl.atomic import atomic_path, write_text_atomic
-from vssl.audio import AudioConfig, center_window, load_audio, open_media
+from vssl.audio import AudioConfig, center_window, load_audio, open_media, stream_duration
 from vssl.data.negatives import white_noise
 from vssl.errors import MediaError, VsslError, require_file
 from vssl.inference.calibration import Threshold
@@ -104,14 +104,6 @@ def window_at(wave: torch.Tensor, time: float, cfg: AudioConfig) -> torch.Tensor
     return wave[start : start + n]
 
 
-def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
-    if stream.duration is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return None
-
-
 def negative_audio(kind: str, seconds: float, cfg: AudioConfig, seed: int = 0) -> torch.Tensor:
     """``seconds`` of silence or white noise (sigma 1, clipped; seeded) at ``cfg.sample_rate``, ``[T]``."""
     n = max(cfg.num_samples, math.ceil(seconds * cfg.sample_rate))
@@ -181,7 +173,7 @@ def localize_video(
         if not container.streams.video:
             raise MediaError(video, "no video stream")
         stream = container.streams.video[0]
-        duration = _duration(container, stream)
+        duration = stream_duration(container, stream)
         if negative is not None:
             if duration is None:
                 raise MediaError(video, "unknown duration: cannot make negative audio as long as the video")
