@@ -113,12 +113,17 @@ def run_load(url: str, media: dict[str, Path], requests: int, clients: int, vide
                 latencies[kind].append(time.perf_counter() - t0)
 
     with downloads:
+        # gradio_client leaves an empty folder per downloaded file in the system temp folder: keep them in ours
+        previous, tempfile.tempdir = tempfile.tempdir, downloads.name
         threads = [threading.Thread(target=client_loop) for _ in range(clients)]
         t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            tempfile.tempdir = previous
         seconds = time.perf_counter() - t0
     stats = {}
     for kind, values in latencies.items():
