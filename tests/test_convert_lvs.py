@@ -1,4 +1,4 @@
-"""``vssl convert --format lvs|sslalign``: official-layout checkpoints give the official maps; ``ssltie`` is refused.
+"""``vssl convert --format lvs|sslalign|ssltie``: official-layout checkpoints give the official maps.
 
 The checkpoints are synthetic: `OfficialAVENet` mirrors the module structure of LVS's ``model.py`` /
 ``models/base_models.py`` (copied unchanged into SSL-Align's ``model_lvs.py``; SSL-TIE's ``models/model.py`` adds
@@ -23,12 +23,12 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from vssl import load_model
-from vssl.audio import center_window
+from vssl.audio import center_window, mel_db_spectrogram
 from vssl.errors import VsslError
-from vssl.models.convert import FORMATS, CheckpointFormat, check_state_dict, convert, map_official_keys
+from vssl.models.convert import FORMATS, CheckpointFormat, convert, map_official_keys
 from vssl.models.registry import MODEL_SIZES, create_model
 
-SUPPORTED = ("lvs", "sslalign")
+FORMAT_NAMES = ("lvs", "sslalign", "ssltie")
 LAYER_STRIDES = (1, 2, 2, 1)  # layer1..layer4 of LVS's ResNet, in both trunks
 TOLERANCE = 1e-5
 SAMPLE_RATE = 16000
@@ -146,9 +146,9 @@ def _save(tmp_path: Path, checkpoint: dict, name: str = "official.pth.tar") -> P
     return path
 
 
-def _checkpoint(state: dict[str, torch.Tensor], prefix: str = "") -> dict:
-    """LVS's layout: the weights under ``model_state_dict`` beside training state."""
-    return {"model_state_dict": {prefix + k: v for k, v in state.items()}, "epoch": 20, "optimizer_state_dict": {}}
+def _checkpoint(state: dict[str, torch.Tensor], prefix: str = "", fmt: str = "lvs") -> dict:
+    """The official layout: the weights under ``model_state_dict`` (SSL-TIE: ``state_dict``) beside training state."""
+    return {FORMATS[fmt].state_key: {prefix + k: v for k, v in state.items()}, "epoch": 20, "optimizer_state_dict": {}}
 
 
 def _inputs(size: int = 112, frames: int = 64, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,10 +166,10 @@ def _maps(model, images: torch.Tensor, specs: torch.Tensor) -> torch.Tensor:
 
 
 # LVS's own test.py loads into nn.DataParallel (module.* keys); SSL-Align's adds the prefix itself (none stored).
-@pytest.mark.parametrize("fmt,prefix", [("lvs", "module."), ("sslalign", "")])
-def test_converted_checkpoint_gives_the_official_maps(tmp_path, state, fmt, prefix):
-    assert FORMATS[fmt].supported
-    out = convert(_save(tmp_path, _checkpoint(state, prefix)), fmt, tmp_path / "model")
+@pytest.mark.parametrize("fmt,prefix", [("lvs", "module."), ("sslalign", ""), ("ssltie", "module.")])
+def test_converted_checkpoint_gives_the_official_maps(tmp_path, fmt, prefix):
+    state = official_state(seed=0, ssltie=fmt == "ssltie")
+    out = convert(_save(tmp_path, _checkpoint(state, prefix, fmt)), fmt, tmp_path / "model")
     model = load_model(out)
     assert model.cfg == FORMATS[fmt].model_config()
     assert model.cfg.name == "lvs_official_resnet18"
@@ -185,7 +185,7 @@ def test_converted_checkpoint_gives_the_official_maps(tmp_path, state, fmt, pref
     assert torch.allclose(ours, expected, atol=TOLERANCE), (ours - expected).abs().max()
 
 
-@pytest.mark.parametrize("fmt", SUPPORTED)
+@pytest.mark.parametrize("fmt", ["lvs", "sslalign"])
 def test_the_model_carries_the_official_audio_front_end(tmp_path, state, fmt):
     model = load_model(convert(_save(tmp_path, _checkpoint(state)), fmt, tmp_path / "model"))
     g = torch.Generator().manual_seed(2)
@@ -281,20 +281,21 @@ def test_a_rename_onto_a_present_key_is_refused():
     assert mapped.renamed == {} and mapped.problems == ["renamed keys whose vssl name is already taken (1): a -> b"]
 
 
-def test_ssltie_is_refused_for_its_front_end_though_its_network_maps_onto_lvs(tmp_path):
-    fmt = FORMATS["ssltie"]
-    assert not fmt.supported and fmt.state_key == "state_dict"
-    path = _save(tmp_path, {"state_dict": official_state(seed=3, ssltie=True), "epoch": 1}, "ssltie.pth.tar")
-    with pytest.raises(VsslError, match=r"\(format 'ssltie'\) are recognised.*mel spectrograms.*AmplitudeToDB"):
-        convert(path, "ssltie", tmp_path / "model")
-    assert not (tmp_path / "model").exists()
-
-    # Only the front end is missing: the weights map onto lvs_official_resnet18 and give SSL-TIE's map A.
+def test_ssltie_drops_its_idle_modules_and_feeds_mel_bands_in_db(tmp_path):
     state = official_state(seed=3, ssltie=True)
-    mapped = map_official_keys(state, fmt)
-    assert {"vision_fc1.weight", "conv3.weight", "norm3.num_batches_tracked"} <= set(mapped.dropped)
-    model = create_model(fmt.model_config()).eval()
-    check_state_dict(mapped.state, model, fmt, path, mapped.problems)
-    model.load_state_dict(mapped.state, strict=True)
-    images, specs = _inputs()
-    assert torch.allclose(_maps(model, images, specs), official_maps(state, images, specs), atol=TOLERANCE)
+    path = _save(tmp_path, {"state_dict": state, "epoch": 1, "best_miou": 0.3}, "ssltie.pth.tar")
+    out = convert(path, "ssltie", tmp_path / "model")
+    source = json.loads((out / "config.json").read_text())["converted_from"]
+    assert {"vision_fc1.weight", "conv3.weight", "norm3.num_batches_tracked"} <= set(source["dropped_unused_keys"])
+    assert "vision_fc1 is never called" in source["dropped_because"] and "MelSpectrogram" in source["audio_front_end"]
+
+    # its front end (checked against torchaudio in test_audio_mel.py) feeds the official network
+    model = load_model(out)
+    assert model.cfg.audio == FORMATS["ssltie"].audio and model.cfg.audio.features == "mel_db"
+    g = torch.Generator().manual_seed(2)
+    windows = center_window(torch.rand(2, SAMPLE_RATE * 10, generator=g) - 0.5, model.cfg.audio)
+    specs = mel_db_spectrogram(windows, model.cfg.audio)
+    assert specs.shape == (2, 1, 257, 670)
+    images = _inputs()[0]
+    expected = official_maps(state, images, specs)
+    assert torch.allclose(model.localize(images, windows), expected, atol=TOLERANCE)

@@ -93,3 +93,18 @@ def test_encoder_parts(tmp_path):
     paths = export_onnx(model, tmp_path / "m.onnx", parts=True)
     assert [p.name for p in paths] == ["m.onnx", "m.image.onnx", "m.audio.onnx"]
     assert all(onnx_parity(model, p) <= PARITY for p in paths[1:])
+
+
+def test_an_ssltie_model_exports_with_its_mel_front_end(tmp_path):
+    """SSL-TIE's ``mel_db`` front end runs in the graph too (reflect pad, DFT convolution, mel matrix, dB)."""
+    _require("onnx"), _require("onnxscript"), _require("onnxruntime")
+    from dataclasses import replace
+
+    from vssl.models.convert import FORMATS
+    from vssl.models.registry import model_config
+
+    torch.manual_seed(0)
+    audio = replace(FORMATS["ssltie"].audio, duration=1.0)  # 1 s keeps the test fast; same frames per second
+    model = create_model(replace(model_config("test"), audio=audio)).eval()
+    path = export_onnx(model, tmp_path / "tie.onnx")[0]
+    assert onnx_parity(model, path) <= PARITY

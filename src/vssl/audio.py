@@ -1,13 +1,17 @@
-"""Audio front end: file -> mono 16 kHz waveform -> central window -> log spectrogram.
+"""Audio front end: file -> mono 16 kHz waveform -> central window -> spectrogram (the network input).
 
-Bit-compatible with the EZ-VSL family: the spectrogram equals
-``scipy.signal.spectrogram(x, fs=16000, nperseg=512, noverlap=274)`` followed by ``log(S + 1e-7) / 12``.
+Two spectrogram kinds (``AudioConfig.features``):
+* ``log_psd`` (the default; EZ-VSL, SLAVC, FNAC, LVS, SSL-Align): bit-compatible with
+  ``scipy.signal.spectrogram(x, fs=16000, nperseg=512, noverlap=274)`` followed by ``log(S + 1e-7) / 12``;
+* ``mel_db`` (SSL-TIE): torchaudio's ``MelSpectrogram(n_fft=512, hop_length=239, n_mels=257, normalized=True)``
+  followed by ``AmplitudeToDB()``, written here with torch.stft (torchaudio is not needed).
 Unlike the reference code we resample every file to ``AudioConfig.sample_rate`` first, so the
 spectrogram's shape and level never depend on the file's own rate.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +21,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from vssl.errors import MediaError, require_file
+from vssl.errors import ConfigError, MediaError, require_file
 
 __all__ = [
     "MAX_SAMPLE_RATE",
@@ -26,8 +30,10 @@ __all__ = [
     "center_window",
     "load_audio",
     "log_spectrogram",
+    "mel_db_spectrogram",
     "open_media",
     "resample",
+    "spectrogram",
     "waveform_to_input",
 ]
 
@@ -36,6 +42,8 @@ MIN_SAMPLE_RATE = 1_000
 and resampling would multiply the samples (x16 at 1 kHz, x16000 at 1 Hz)."""
 MAX_SAMPLE_RATE = 384_000
 """Highest file sample rate (Hz) `load_audio` accepts: the resampling filter grows with the rate."""
+FEATURES = ("log_psd", "mel_db")
+"""Spectrogram kinds of `AudioConfig.features`."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,19 @@ class AudioConfig:
     """Added to the power spectral density before the log."""
     log_divisor: float = 12.0
     """The log spectrogram is divided by this (keeps values near [-1.5, 0])."""
+    features: str = "log_psd"
+    """Spectrogram kind: ``log_psd`` (`log_spectrogram`, the EZ-VSL family) or ``mel_db`` (`mel_db_spectrogram`,
+    SSL-TIE: Hann window, centred frames, mel bands in dB; ``tukey_alpha``, ``log_eps`` and ``log_divisor`` unused)."""
+    n_mels: int = 257
+    """Mel bands of ``mel_db`` (SSL-TIE: 257, as many as the FFT's frequency bins)."""
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURES:
+            raise ConfigError(f"audio features {self.features!r} unknown; choose one of {list(FEATURES)}")
+        if not 0 <= self.noverlap < self.nperseg:
+            raise ConfigError(f"audio noverlap must lie in [0, nperseg={self.nperseg}), got {self.noverlap}")
+        if self.n_mels < 1:
+            raise ConfigError(f"audio n_mels must be positive, got {self.n_mels}")
 
     @property
     def num_samples(self) -> int:
@@ -69,12 +90,14 @@ class AudioConfig:
 
     @property
     def num_freqs(self) -> int:
-        """Frequency bins of the one-sided spectrum (257 by default)."""
-        return self.nperseg // 2 + 1
+        """Rows of the spectrogram: frequency bins of the one-sided spectrum (257 by default), or ``n_mels``."""
+        return self.n_mels if self.features == "mel_db" else self.nperseg // 2 + 1
 
     @property
     def num_frames(self) -> int:
-        """Time frames of a window of ``num_samples`` (200 by default)."""
+        """Time frames of a window of ``num_samples`` (200 by default; ``mel_db`` frames are centred)."""
+        if self.features == "mel_db":
+            return 1 + self.num_samples // self.hop
         return 1 + (self.num_samples - self.nperseg) // self.hop
 
 
@@ -294,7 +317,52 @@ def log_spectrogram(waves: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> to
     return log_power.transpose(-1, -2).unsqueeze(-3)
 
 
+@functools.cache
+def _mel_filterbank(num_freqs: int, n_mels: int, sample_rate: int) -> torch.Tensor:
+    """``[num_freqs, n_mels]`` float32 triangular filters on the HTK mel scale (no area normalisation) from 0 Hz to
+    ``sample_rate // 2``, computed in float32 as torchaudio's ``melscale_fbanks`` does (with 257 bands on 257 bins,
+    a few filters catch no bin: those bands are 0, so -100 dB)."""
+    nyquist = sample_rate // 2
+    bins = torch.linspace(0, nyquist, num_freqs)
+    mels = torch.linspace(0.0, 2595.0 * math.log10(1.0 + nyquist / 700.0), n_mels + 2)
+    corners = 700.0 * (10.0 ** (mels / 2595.0) - 1.0)  # band k rises from corners[k], peaks at k + 1, ends at k + 2
+    widths = corners[1:] - corners[:-1]
+    rising = (bins[:, None] - corners[None, :-2]) / widths[:-1]
+    falling = (corners[None, 2:] - bins[:, None]) / widths[1:]
+    return torch.minimum(rising, falling).clamp_min(0.0)
+
+
+def mel_db_spectrogram(waves: torch.Tensor, cfg: AudioConfig) -> torch.Tensor:
+    """Mel power spectrogram in dB of ``waves [..., T]`` -> ``[..., 1, n_mels, 1 + T // hop]`` (SSL-TIE's input).
+
+    Frames of ``nperseg`` samples every ``hop``, centred (the signal reflect-padded by ``nperseg // 2``), periodic
+    Hann window, |FFT|^2 / sum(w^2), HTK mel filters, then ``10 * log10(max(S, 1e-10))``. Runs on the input's device
+    in float32 (float64 if given float64), also under autocast.
+    """
+    if waves.shape[-1] <= cfg.nperseg // 2:
+        raise ValueError(f"waveform has {waves.shape[-1]} samples, too few to reflect-pad by {cfg.nperseg // 2}")
+    dtype = torch.float64 if waves.dtype == torch.float64 else torch.float32
+    with torch.autocast(device_type=waves.device.type, enabled=False):
+        flat = waves.to(dtype).reshape(-1, waves.shape[-1])
+        window = torch.hann_window(cfg.nperseg, periodic=True, dtype=dtype, device=waves.device)
+        spectrum = torch.stft(
+            flat, cfg.nperseg, cfg.hop, window=window, center=True, pad_mode="reflect", return_complex=True
+        )
+        power = (spectrum / window.square().sum().sqrt()).abs().square()  # [B, num_freqs, frames]
+        bands = _mel_filterbank(cfg.nperseg // 2 + 1, cfg.n_mels, cfg.sample_rate).to(waves.device, dtype)
+        mel = (power.transpose(-1, -2) @ bands).transpose(-1, -2)
+        db = 10.0 * torch.log10(mel.clamp_min(1e-10))
+    return db.reshape(*waves.shape[:-1], 1, *db.shape[-2:])
+
+
+def spectrogram(waves: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> torch.Tensor:
+    """The network input of ``cfg.features`` for windows ``waves [..., num_samples]`` -> ``[..., 1, F, frames]``."""
+    if cfg.features == "mel_db":
+        return mel_db_spectrogram(waves, cfg)
+    return log_spectrogram(waves, cfg)
+
+
 def waveform_to_input(source: str | Path | torch.Tensor, cfg: AudioConfig = AudioConfig()) -> torch.Tensor:
     """A file path, or a waveform ``[T]`` already at ``cfg.sample_rate``, -> network input ``[1, 257, 200]``."""
     wave = source if isinstance(source, torch.Tensor) else load_audio(source, cfg.sample_rate)
-    return log_spectrogram(center_window(wave, cfg), cfg)
+    return spectrogram(center_window(wave, cfg), cfg)

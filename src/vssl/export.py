@@ -11,8 +11,9 @@ Graph ``model.onnx`` (batch dimension dynamic):
 
 The spectrogram runs inside the graph as strided convolutions with a windowed DFT basis (per-segment mean
 removal folded in by linearity), equal to `vssl.audio.log_spectrogram` within float32 rounding, so no FFT
-operator is needed. ``--parts`` also writes ``*.image.onnx`` (image -> image_features) and ``*.audio.onnx``
-(waveform -> audio_embedding) to encode a frame once for many audio windows. The graph's metadata holds the
+operator is needed (SSL-TIE's ``mel_db`` kind: a reflect pad, the same convolution and the mel matrix).
+``--parts`` also writes ``*.image.onnx`` (image -> image_features) and ``*.audio.onnx`` (waveform ->
+audio_embedding) to encode a frame once for many audio windows. The graph's metadata holds the
 model config (preprocessing included) and the calibration, as JSON strings.
 """
 
@@ -31,12 +32,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from vssl.atomic import atomic_path
-from vssl.audio import AudioConfig, _tukey
+from vssl.audio import AudioConfig, _mel_filterbank, _tukey
 from vssl.config import to_dict
 from vssl.errors import VsslError
 from vssl.models.localizer import AVLocalizer, paired_maps
 
 OPSET = 18
+
+
+def _dft_basis(window: torch.Tensor, bins: int) -> torch.Tensor:
+    """``[2 * bins, n]`` float64: the real and imaginary rows of the DFT of a segment times ``window``."""
+    n = len(window)
+    angle = 2 * math.pi * torch.outer(torch.arange(bins, dtype=torch.float64), torch.arange(n, dtype=torch.float64))
+    angle = angle / n
+    return torch.cat([window * torch.cos(angle), -window * torch.sin(angle)])
 
 
 class ConvSpectrogram(nn.Module):
@@ -47,9 +56,7 @@ class ConvSpectrogram(nn.Module):
         self.cfg = cfg
         n, bins = cfg.nperseg, cfg.num_freqs
         window = _tukey(n, cfg.tukey_alpha, torch.device("cpu"), torch.float64)
-        angle = 2 * math.pi * torch.outer(torch.arange(bins, dtype=torch.float64), torch.arange(n, dtype=torch.float64))
-        angle = angle / n
-        basis = torch.cat([window * torch.cos(angle), -window * torch.sin(angle)])  # [2F, n]: real and imag parts
+        basis = _dft_basis(window, bins)
         # one-sided density: |X|^2 / (fs * sum(w^2)), doubled except at DC (and Nyquist for even n)
         scale = torch.full((bins,), 2.0 / (cfg.sample_rate * float(window.square().sum())), dtype=torch.float64)
         scale[0] /= 2
@@ -70,10 +77,35 @@ class ConvSpectrogram(nn.Module):
         return (torch.log(power + self.cfg.log_eps) / self.cfg.log_divisor)[:, None]
 
 
+class ConvMelSpectrogram(nn.Module):
+    """`vssl.audio.mel_db_spectrogram` (SSL-TIE) as a reflect pad, a convolution and a matrix product:
+    ``[B, N] -> [B, 1, n_mels, 1 + N // hop]``."""
+
+    def __init__(self, cfg: AudioConfig):
+        super().__init__()
+        self.cfg = cfg
+        n = cfg.nperseg
+        window = torch.hann_window(n, periodic=True, dtype=torch.float64)
+        self.register_buffer("basis", _dft_basis(window / window.square().sum().sqrt(), n // 2 + 1)[:, None].float())
+        self.register_buffer("bands", _mel_filterbank(n // 2 + 1, cfg.n_mels, cfg.sample_rate).T.contiguous())
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        half = self.cfg.nperseg // 2
+        x = F.pad(waves[:, None], (half, half), mode="reflect")  # [B, 1, N + nperseg]: centred frames
+        real, imag = F.conv1d(x, self.basis, stride=self.cfg.hop).chunk(2, dim=1)  # [B, F, frames] each
+        mel = torch.matmul(self.bands, real.square() + imag.square())  # [B, n_mels, frames]
+        return (10.0 * torch.log10(mel.clamp(min=1e-10)))[:, None]
+
+
+def conv_spectrogram(cfg: AudioConfig) -> nn.Module:
+    """The graph module computing ``cfg``'s spectrogram kind."""
+    return ConvMelSpectrogram(cfg) if cfg.features == "mel_db" else ConvSpectrogram(cfg)
+
+
 class _Full(nn.Module):
     def __init__(self, model: AVLocalizer):
         super().__init__()
-        self.model, self.spectrogram = model, ConvSpectrogram(model.cfg.audio)
+        self.model, self.spectrogram = model, conv_spectrogram(model.cfg.audio)
 
     def forward(self, image: torch.Tensor, waveform: torch.Tensor) -> tuple[torch.Tensor, ...]:
         features = self.model.encode_image(image)
@@ -93,7 +125,7 @@ class _ImagePart(nn.Module):
 class _AudioPart(nn.Module):
     def __init__(self, model: AVLocalizer):
         super().__init__()
-        self.model, self.spectrogram = model, ConvSpectrogram(model.cfg.audio)
+        self.model, self.spectrogram = model, conv_spectrogram(model.cfg.audio)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return self.model.encode_audio(self.spectrogram(waveform))

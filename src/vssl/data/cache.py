@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from vssl.atomic import write_text_atomic
-from vssl.audio import AudioConfig, center_window, load_audio, log_spectrogram
+from vssl.audio import AudioConfig, center_window, load_audio, spectrogram
 from vssl.config import to_dict
 from vssl.data.formats import read_items
 from vssl.data.items import AVItem
@@ -73,7 +73,7 @@ def encode_audio(wave: torch.Tensor, fmt: str, audio_cfg: AudioConfig) -> np.nda
         return np.clip(np.round(wave.numpy() * INT16_SCALE), -32768, 32767).astype(np.int16)
     if fmt == "float16":
         return wave.numpy().astype(np.float16)
-    return log_spectrogram(wave, audio_cfg).numpy().astype(np.float16)
+    return spectrogram(wave, audio_cfg).numpy().astype(np.float16)
 
 
 def stored_shape(fmt: str, audio_cfg: AudioConfig) -> tuple[int, ...]:

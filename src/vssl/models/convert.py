@@ -6,22 +6,22 @@ sometimes with the ``module.`` prefix of ``DataParallel``. vssl's ``resnet18`` l
 names and shapes, so after the prefix is stripped the weights load key for key. SLAVC's adds
 ``img_proj1/2``, ``aud_proj1/2`` and ``momentum_*`` copies of all of them: vssl's ``slavc_resnet18``.
 
-LVS and SSL-Align checkpoints are ``{'model_state_dict': state_dict, ...}`` of LVS's ``AVENet``: two ResNet-18
+LVS and SSL-Align checkpoints are ``{'model_state_dict': state_dict, ...}`` (SSL-TIE's: ``{'state_dict': ...}``,
+with three more modules its forward never uses) of LVS's ``AVENet``: two ResNet-18
 trunks ``imgnet`` and ``audnet`` with layer4 at stride 1 and no projection heads; the map is the cosine of the
 L2-normalised image features with the L2-normalised, globally max-pooled audio features (vssl's
 ``lvs_official_resnet18``). Each trunk carries three stems (``conv1`` RGB, ``conv1_a`` 1-channel,
 ``conv1_flow`` 6-channel) and an ImageNet ``fc``, of which the forward runs one stem and no ``fc``: the idle
 tensors are dropped (listed per format in `CheckpointFormat.unused`, recorded in ``config.json``) and the audio
 stem ``audnet.conv1_a`` becomes ``audnet.conv1`` (`CheckpointFormat.renamed`). The converted model also carries
-the audio front end of the method's own test code (`CheckpointFormat.audio`).
+the audio front end of the method's own test code (`CheckpointFormat.audio`; SSL-TIE's: mel bands in dB).
 
 Unlike the reference code (``strict=False``, or ``model_dict.update`` that keeps random weights for absent
 keys), every other key is checked: a missing, unexpected or misshapen tensor is an error that lists them all,
 in the checkpoint's own names. Files are read with ``torch.load(weights_only=True)``, which cannot run code
 from the file.
 
-Other methods are recognised by name so that the user learns what is missing instead of getting a
-silently wrong model. Adding a format is one `FORMATS` entry.
+Adding a format is one `FORMATS` entry.
 """
 
 from __future__ import annotations
@@ -58,10 +58,8 @@ class CheckpointFormat:
     """The method and where it was published."""
     state_key: str
     """Entry of the checkpoint dict that holds the model's state dict."""
-    model_size: str | None
-    """vssl registry size with the same network; None: not implemented yet."""
-    missing: str = ""
-    """What vssl lacks for this format, said in the error; a format with ``missing`` set is refused."""
+    model_size: str
+    """vssl registry size with the same network."""
     renamed: tuple[tuple[str, str], ...] = ()
     """(official key, vssl key) pairs of tensors that vssl stores under another name."""
     unused: KeyShapes = ()
@@ -73,14 +71,8 @@ class CheckpointFormat:
     audio_reason: str = ""
     """Where ``audio`` comes from (recorded in ``config.json``)."""
 
-    @property
-    def supported(self) -> bool:
-        return self.model_size is not None and not self.missing
-
     def model_config(self) -> ModelConfig:
         """The registry size's config with this format's audio front end."""
-        if self.model_size is None:
-            raise VsslError(f"format {self.name!r} has no vssl architecture")
         cfg = model_config(self.model_size)
         return cfg if self.audio is None else replace(cfg, audio=self.audio)
 
@@ -165,32 +157,28 @@ FORMATS: dict[str, CheckpointFormat] = {
             "SSL-TIE (ACM MM 2022)",
             "state_dict",  # main.py saves {'epoch', 'state_dict', 'best_miou', 'optimizer', 'iteration'}
             "lvs_official_resnet18",
-            missing=(
-                "its audio front end: SSL-TIE's network is LVS's (it would load into lvs_official_resnet18), but it "
-                "was trained and tested on 257-band mel spectrograms in dB (torchaudio MelSpectrogram n_fft 512, "
-                "hop 239, normalized=True, then AmplitudeToDB, of the first 10 s), which vssl's linear "
-                "log-spectrogram front end (AudioConfig) cannot produce; converted as is, the model would be fed "
-                "inputs unlike any it was trained on"
-            ),
+            renamed=_LVS_RENAMED,
             unused=_SSLTIE_UNUSED,
             unused_reason=_SSLTIE_UNUSED_REASON,
-            renamed=_LVS_RENAMED,
+            audio=AudioConfig(duration=10.0, noverlap=273, features="mel_db", n_mels=257),
+            audio_reason=(
+                "SSL-TIE's test loader (datasets/dataloader.py): the first 10 s of the clip (tiled if shorter; vssl "
+                "takes the central 10 s, the same for clips of 10 s or less) at the file's rate (vssl: 16 kHz), "
+                "torchaudio MelSpectrogram n_fft 512, hop 239, 257 mel bands, normalized=True, then "
+                "AmplitudeToDB (power, 1e-10 floor). Its frames are resized to 224 on the shorter side and "
+                "centre-cropped; vssl resizes them to 224x224 as the EZ-VSL family and box annotations do "
+                "(the same for square frames)"
+            ),
         ),
     )
 }
 
 
 def checkpoint_format(name: str) -> CheckpointFormat:
-    """The format called ``name``; raises `VsslError` if unknown or if vssl lacks its architecture."""
+    """The format called ``name``; raises `VsslError` if unknown."""
     fmt = FORMATS.get(name)
     if fmt is None:
         raise VsslError(f"unknown checkpoint format {name!r}; known: {', '.join(FORMATS)}")
-    if not fmt.supported:
-        raise VsslError(
-            f"{fmt.method} checkpoints (format {name!r}) are recognised, but vssl does not implement their "
-            f"architecture (network and input front end) yet: it needs {fmt.missing}. Supported formats: "
-            + ", ".join(n for n, f in FORMATS.items() if f.supported)
-        )
     return fmt
 
 
@@ -316,7 +304,7 @@ def _load(path: str | Path, fmt: CheckpointFormat) -> tuple[AVLocalizer, MappedS
 
 def load_official(path: str | Path, fmt_name: str) -> AVLocalizer:
     """An official checkpoint of format ``fmt_name`` as a vssl localizer in eval mode (CPU, strict keys)."""
-    fmt = checkpoint_format(fmt_name)  # before reading: an unsupported format fails at once
+    fmt = checkpoint_format(fmt_name)  # before reading: an unknown format fails at once
     return _load(path, fmt)[0]
 
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vssl.audio import AudioConfig, log_spectrogram
+from vssl.audio import AudioConfig, spectrogram
 from vssl.errors import ConfigError
 from vssl.models.encoders import BackboneConfig, ResNetTrunk
 from vssl.vision import ImageConfig
@@ -116,7 +116,7 @@ class AVLocalizer(nn.Module):
 
     def spectrogram(self, waves: torch.Tensor) -> torch.Tensor:
         """``[B, 48000]`` 16 kHz windows -> ``[B, 1, 257, 200]`` log-spectrograms, on the waves' device."""
-        return log_spectrogram(waves, self.cfg.audio)
+        return spectrogram(waves, self.cfg.audio)
 
     def image_heads(
         self, images: torch.Tensor, momentum: bool | None = False, dropout: float = 0.0
