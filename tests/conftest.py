@@ -1,6 +1,5 @@
 """Shared pytest fixtures."""
 
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,16 +8,6 @@ import torch
 # universal thresholds on the (cos+1)/2 scale, as `vssl eval --write-calibration` stores them
 CALIBRATION = {"thresholds": {"max": 0.52, "max10": 0.572, "maxq3": 0.55}, "map_scale": "(cos+1)/2", "data": "x"}
 PAIR = "cello_donkey_3905_cello"  # a real IS3+ image + audio pair of the shared fixtures
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _temporary_files_under_basetemp(tmp_path_factory):
-    """Libraries that write to the system temp folder write under pytest's own instead (gradio_client leaves
-    one empty folder per downloaded file there), so a test run leaves nothing behind in /tmp."""
-    previous = tempfile.tempdir
-    tempfile.tempdir = str(tmp_path_factory.mktemp("tmp"))
-    yield
-    tempfile.tempdir = previous
 
 
 @pytest.fixture(scope="module")

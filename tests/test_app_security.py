@@ -212,6 +212,12 @@ def server(localizer, tmp_path_factory):
             internal.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _client_temp_files(tmp_path, monkeypatch):
+    """gradio_client leaves an empty folder per downloaded file in the system temp folder: keep them in tmp_path."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
 def _client(url: str, downloads: Path):
     from gradio_client import Client
 
