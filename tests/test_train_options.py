@@ -18,6 +18,7 @@ from vssl.models.objectives.base import Batch, gather_pairs
 from vssl.models.registry import create_model, model_config
 from vssl.train.loop import TrainConfig, run_differences, train
 from vssl.train.sampler import EpochOrder, micro_batch_size
+from vssl.train.schedule import learning_rate
 from vssl.train.step import TrainStep, apply_update, forward_backward
 
 
@@ -56,6 +57,19 @@ def test_schedules_that_do_not_split_are_refused(tmp_path, synth_spec):
         train(_cfg(synth_spec, contrast="everything"), tmp_path / "b")
     with pytest.raises(ConfigError, match="sync_batchnorm"):
         train(_cfg(synth_spec, sync_batchnorm=True), tmp_path / "c")
+    with pytest.raises(ConfigError, match=r"lr_schedule='step' is not one of \['constant', 'cosine'\]"):
+        train(_cfg(synth_spec, lr_schedule="step"), tmp_path / "d")
+
+
+def test_cosine_schedule_decays_to_zero_by_the_last_step(tmp_path, synth_spec):
+    assert [learning_rate(1.0, "cosine", s, 4) for s in range(5)] == pytest.approx([1, 0.853553, 0.5, 0.146447, 0], abs=1e-6)
+    assert learning_rate(0.1, "constant", 3, 4) == 0.1
+    release = train(_cfg(synth_spec, lr_schedule="cosine", lr=1e-3, batch_size=4, epochs=2), tmp_path / "run")
+    state = torch.load(release.parent / "checkpoints" / "last.pt", weights_only=True)
+    total = int(state["step"])  # 12 pairs, 4 per step, 2 epochs
+    assert total == 6 and state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
+        1e-3 * learning_rate(1, "cosine", 5, 6)
+    )
 
 
 def test_without_a_gather_the_batch_is_all_there_is():
@@ -115,7 +129,16 @@ def test_compiled_trunks_train(tmp_path, synth_spec):
 
 def test_checkpoints_of_older_versions_resume_with_the_new_options_at_their_defaults():
     cfg = TrainConfig(data="synth:x", model="test")
-    new = ("contrast", "accumulate", "channels_last", "compile", "fused_adam", "sync_batchnorm", "prefetch_factor")
+    new = (
+        "contrast",
+        "accumulate",
+        "channels_last",
+        "compile",
+        "fused_adam",
+        "sync_batchnorm",
+        "prefetch_factor",
+        "lr_schedule",
+    )
     old = {
         "config": {k: v for k, v in to_dict(cfg).items() if k not in new},
         "model_config": to_dict(model_config("test")),

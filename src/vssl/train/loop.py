@@ -47,6 +47,7 @@ from vssl.train.distributed import DistEnv, init_distributed
 from vssl.train.metrics import MetricsLog
 from vssl.train.precise_bn import precise_batchnorm
 from vssl.train.sampler import EpochOrder, micro_batch_size, step_seed
+from vssl.train.schedule import LR_SCHEDULES, learning_rate, set_learning_rate
 from vssl.train.signals import StopSignals, ignore_stop_signals
 from vssl.train.skips import NonFiniteLosses, SkippedItems
 from vssl.train.step import TrainStep, apply_update, forward_backward, model_inputs, snapshot_buffers
@@ -71,6 +72,7 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 128  # pairs per optimiser step, over all processes and accumulated micro-batches
     lr: float = 1e-4  # Adam learning rate (the published value)
+    lr_schedule: str = "constant"  # constant (the published recipes) or cosine (decays to 0 over the run)
     weight_decay: float = 1e-4
     seed: int = 0  # seeds data order, augmentation, negatives and initialisation
     device: str = "cpu"  # cpu, cuda, cuda:1, ... (under torchrun, cuda means cuda:LOCAL_RANK)
@@ -102,6 +104,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError("train: no data spec given (data=FORMAT:ROOT)")
     if cfg.amp not in AMP_DTYPES:
         raise ConfigError(f"train: amp={cfg.amp!r} is not one of {sorted(AMP_DTYPES)}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"train: lr_schedule={cfg.lr_schedule!r} is not one of {list(LR_SCHEDULES)}")
     if cfg.contrast not in CONTRAST_POOLS:
         raise ConfigError(f"train: contrast={cfg.contrast!r} is not one of {list(CONTRAST_POOLS)}")
     if cfg.batch_size < 2:
@@ -389,6 +393,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, env: DistEnv, on_log: 
             optimizer.zero_grad(set_to_none=True)
             restore_buffers()
         else:
+            set_learning_rate(optimizer, learning_rate(cfg.lr, cfg.lr_schedule, step, total))
             apply_update(optimizer, scaler)
         nonfinite.record(not bad, step + 1, out["loss"], last_saved())
         return out
