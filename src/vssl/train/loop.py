@@ -34,11 +34,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from vssl.atomic import write_text_atomic
-from vssl.config import dump_yaml, to_dict
+from vssl.config import dump_yaml, from_dict, to_dict
 from vssl.data.dataset import training_dataset
 from vssl.data.skipping import UNREADABLE, SkipUnreadable, collate_readable, readable_count
 from vssl.errors import ConfigError, TrainingError, TrainingStopped
-from vssl.models.localizer import AVLocalizer
+from vssl.models.localizer import AVLocalizer, ModelConfig
 from vssl.models.objectives import ObjectiveConfig, create_objective
 from vssl.models.registry import create_model, model_config
 from vssl.models.release import save_release
@@ -165,9 +165,17 @@ def run_differences(state: dict, cfg: TrainConfig) -> list[str]:
     changed = [
         f"{k}: {saved[k]!r} -> {current[k]!r}" for k in current if k not in RESUMABLE_CHANGES and saved[k] != current[k]
     ]
-    if state.get("model_config") != to_dict(model_config(cfg.model)):
+    if _saved_architecture(state) != model_config(cfg.model):
         changed.append(f"architecture of model {cfg.model!r}")
     return changed
+
+
+def _saved_architecture(state: dict) -> ModelConfig | None:
+    """The checkpoint's model config, keys added to vssl since at their defaults (None: none, or unknown keys)."""
+    try:
+        return from_dict(ModelConfig, state["model_config"])
+    except (KeyError, TypeError, ConfigError):
+        return None
 
 
 def resumable(run_dir: str | Path, cfg: TrainConfig) -> bool:
