@@ -114,9 +114,8 @@ def test_cli_video(tmp_path, localizer, ramp_video, capsys):
 def demo_sslsan(tmp_path_factory) -> tuple[Path, Path]:
     """(SSL-SaN model folder, synthetic benchmark root): of the ``vssl demo`` output named by ``VSSL_DEMO_DIR``,
     else trained here as ``vssl demo --quick`` trains it (its benchmark, training config and calibration; a few
-    test items suffice) plus PreciseBN (``precise_bn_batches=50``), about two minutes on 2 CPU cores. Without
-    PreciseBN, whether this model abstains on silence depends on the torch thread count (measured: yes with 2
-    threads, no with 1), as the demo's own silence results do; with it, it abstains with either."""
+    test items suffice; PreciseBN included), about two minutes on 2 CPU cores. Without PreciseBN, whether this
+    model abstains on silence depended on the torch thread count (measured: yes with 2 threads, no with 1)."""
     existing = os.environ.get("VSSL_DEMO_DIR")
     if existing:
         return Path(existing) / "models" / "sslsan", Path(existing) / "data"
@@ -134,7 +133,7 @@ def demo_sslsan(tmp_path_factory) -> tuple[Path, Path]:
     cfg = demo_config(quick=True)
     data = generate(replace(cfg.synth, n_test=8), root / "data", progress=False)
     objective = ObjectiveConfig(name="sslsan", sslsan=cfg.sslsan)
-    tcfg = replace(cfg.train, data=f"synth:{data}", objective=objective, precise_bn_batches=50, progress=False)
+    tcfg = replace(cfg.train, data=f"synth:{data}", objective=objective, progress=False)
     model = load_model(train(tcfg, root / "run"))
     items = read_items(f"synth:{data}", "calibration")
     thresholds = calibrate_from(compute_maps(model, items, progress=False, repeats=cfg.eval_repeats))

@@ -102,3 +102,27 @@ def test_group_norm_trunk_computes_the_same_in_training_and_inference():
     trained = trunk.train()(x)
     assert torch.allclose(trained[0], trunk.eval()(x[:1])[0], atol=1e-5)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in trunk.modules())
+
+
+def test_flatness_pushes_negative_maps_down_without_lifting_the_positive_peak():
+    """The hinge's bar (the positive peak) gets no gradient unless ``lift_positive``: with BatchNorm in eval
+    mode the positive clips then reach the loss through the contrastive term only."""
+    torch.manual_seed(0)
+    model = create_model("test").eval()
+    n = AudioConfig().num_samples
+    images = torch.randn(3, 3, 64, 64)
+
+    def wave_gradient(flatness_weight: float, lift_positive: bool = False) -> torch.Tensor:
+        waves = (torch.randn(3, n, generator=torch.Generator().manual_seed(1)) * 0.1).requires_grad_()
+        cfg = SSLSaNConfig(
+            negative_columns=False, flatness_weight=flatness_weight, margin=5.0, lift_positive=lift_positive
+        )
+        out = create_objective(ObjectiveConfig(name="sslsan", sslsan=cfg), n, 0)(model, Batch(images, waves, 0))
+        assert flatness_weight == 0 or out["flatness_loss"] > 0  # margin 5: every hinge is active
+        out["loss"].backward()
+        return waves.grad
+
+    base = wave_gradient(0.0)
+    change = (wave_gradient(1.0) - base).abs().max() / base.abs().max()
+    lifted = (wave_gradient(1.0, lift_positive=True) - base).abs().max() / base.abs().max()
+    assert change < 1e-5 and lifted > 1e-2, (change, lifted)  # float rounding only, vs a real push

@@ -43,8 +43,10 @@ class DemoConfig:
 
     synth: SynthConfig = field(default_factory=SynthConfig)
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(model="small", epochs=16, batch_size=32, lr=1e-3, cache=True)
-    )
+        default_factory=lambda: TrainConfig(
+            model="small", epochs=16, batch_size=32, lr=1e-3, cache=True, precise_bn_batches=50
+        )
+    )  # PreciseBN for both methods: inference normalises as the final weights train, not as a lagging average
     sslsan: SSLSaNConfig = field(default_factory=SSLSaNConfig)  # SSL-SaN's negatives (the baseline has none)
     eval_batch_size: int = 64
     eval_repeats: int = 10  # negative draws pooled in evaluation (noise clip, offscreen partners), seeded
