@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -55,6 +56,16 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _parallel(fn: Callable[[Any], Any], jobs: list) -> list:
+    """``[fn(job) for job in jobs]`` on as many Python threads as torch has, each with one torch thread."""
+    workers = min(torch.get_num_threads(), len(jobs))
+    with _one_thread():
+        if workers <= 1:
+            return [fn(job) for job in jobs]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(fn, jobs))
 
 
 @functools.cache
@@ -197,8 +208,7 @@ class Maps:
 
     def __init__(self, x: Tensor) -> None:
         self.x = x.double()
-        with _one_thread():
-            self.chunks = [_prepare(self.x[s : s + _CHUNK]) for s in range(0, len(x), _CHUNK)]
+        self.chunks = _parallel(_prepare, [self.x[s : s + _CHUNK] for s in range(0, len(x), _CHUNK)])
 
     def __len__(self) -> int:
         return len(self.x)
@@ -264,13 +274,7 @@ def _chunked(fn: Callable[..., Tensor], maps: Sequence[MapsLike], *per_map) -> T
         s, chunks = job
         return fn(*chunks, *(a[s * _CHUNK : (s + 1) * _CHUNK] for a in per_map))
 
-    workers = min(torch.get_num_threads(), len(jobs))
-    with _one_thread():
-        if workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                parts = list(pool.map(run, jobs))
-        else:
-            parts = [run(job) for job in jobs]
+    parts = _parallel(run, jobs)
     return torch.cat(parts) if parts else torch.zeros(0)
 
 
@@ -316,18 +320,20 @@ class Boxes:
         rows = torch.arange(SIZE)
         in_rows = ((y0[..., None] <= rows) & (rows < y1[..., None])).float()
         in_cols = ((x0[..., None] <= self.edges[:, None]) & (self.edges[:, None] < x1[..., None])).float()
-        values = self._style(torch.einsum("nbs,nbe->nse", in_rows, in_cols), flickr[:, None, None])
-        self.steps = torch.diff(values, dim=-1, prepend=torch.zeros_like(values[..., :1])).transpose(2, 3).contiguous()
-        widths = torch.diff(self.edges, append=torch.full_like(self.edges[:, :1], SIZE))
-        sums = (values.double() * widths[:, None, None]).sum((2, 3))
+        values = self._style(in_cols.transpose(1, 2) @ in_rows, flickr[:, None, None])  # [N, 2, E, SIZE]
+        self.steps = values.clone()
+        self.steps[:, :, 1:] -= values[:, :, :-1]
+        widths = torch.diff(self.edges, append=torch.full_like(self.edges[:, :1], SIZE)).float()
+        sums = torch.einsum("nkes,ne->nk", values, widths).double()  # halves below 2^23: exact in float32
         self.sums = torch.cat([sums, PIXELS - sums[:, 1:]], 1)
 
     @classmethod
     def from_lists(cls, boxes: Sequence[Sequence[Sequence[int]]], styles: Sequence[str]) -> Boxes:
         """From per-sample lists of ``(x0, y0, x1, y1)`` pixel boxes and ``"vggss"`` / ``"flickr"`` styles."""
-        width, empty = max((len(b) for b in boxes), default=0), (0, 0, 0, 0)
-        padded = [[*map(tuple, sample), *[empty] * (width - len(sample))] for sample in boxes]
-        out = torch.tensor(padded, dtype=torch.long).view(len(boxes), width, 4)
+        counts = torch.tensor([len(sample) for sample in boxes], dtype=torch.long)
+        flat = torch.tensor([c for sample in boxes for box in sample for c in box], dtype=torch.long)
+        out = torch.zeros(len(boxes), int(counts.max()) if len(boxes) else 0, 4, dtype=torch.long)
+        out[torch.arange(out.shape[1]) < counts[:, None]] = flat.view(-1, 4)
         return cls(out, torch.tensor([s == "flickr" for s in styles], dtype=torch.bool))
 
     def __getitem__(self, index: slice | Tensor) -> Boxes:
@@ -339,8 +345,10 @@ class Boxes:
     @staticmethod
     def _style(cover: Tensor, flickr: Tensor) -> Tensor:
         """G and [G == 0] stacked on dim 1 from box counts ``cover`` (``flickr`` broadcast against it)."""
-        g = torch.where(flickr, (cover / 2).clamp(max=1.0), (cover > 0).float())
-        return torch.stack([g, (cover == 0).float()], 1)
+        out = cover.new_empty(cover.shape[0], 2, *cover.shape[1:])
+        torch.where(flickr, (cover / 2).clamp(max=1.0), (cover > 0).float(), out=out[:, 0])
+        torch.eq(cover, 0, out=out[:, 1])
+        return out
 
     def at(self, n: Tensor, i: Tensor, j: Tensor) -> Tensor:
         """``[U, 2]`` float32: G and [G == 0] at pixels ``(n, i, j)``."""
