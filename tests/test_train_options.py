@@ -115,7 +115,9 @@ def test_accumulation_keeps_the_step_count(tmp_path, synth_spec):
 def test_channels_last_trains_like_the_default_layout(tmp_path, synth_spec):
     plain = _losses(train(_cfg(synth_spec), tmp_path / "plain").parent)
     nhwc_release = train(_cfg(synth_spec, channels_last=True), tmp_path / "nhwc")
-    assert _losses(nhwc_release.parent) == pytest.approx(plain, rel=2e-3)  # other convolution kernels
+    nhwc = _losses(nhwc_release.parent)
+    # other convolution kernels: the same first loss up to rounding, then steps that drift apart a little
+    assert nhwc[0] == pytest.approx(plain[0], rel=1e-4) and nhwc == pytest.approx(plain, rel=1e-2)
     assert (nhwc_release / "model.safetensors").exists()  # written in the standard layout
 
 

@@ -79,8 +79,10 @@ class SynthConfig:
     """Audio sample rate in Hz."""
     duration: float = 3.0
     """Audio clip length in seconds (the sound itself lasts at least half of it)."""
-    level_db: tuple[float, float] = (-20.0, -3.0)
-    """Range of the sounding object's peak level, dBFS (uniform)."""
+    level_db: tuple[float, float] = (-40.0, -3.0)
+    """Range of the sounding object's peak level, dBFS (uniform): from loud down to faint sources at the level
+    of the room ambience, as in-the-wild video holds. Faint positives are where a positive-only model's maps
+    fall to the level of its silence and noise maps."""
     ambience_db: tuple[float, float] = (-45.0, -30.0)
     """Range of the background ambience's RMS level, dBFS (uniform)."""
     inaudible_fraction: float = 0.15
@@ -93,10 +95,11 @@ class SynthConfig:
     muted_fraction: float = 0.0
     """Training pairs whose audio track is digital silence (a muted or silent track, as uncurated video
     holds). A positive-only model learns from them to pair true silence with what is visible."""
-    noisy_fraction: float = 0.0
+    noisy_fraction: float = 0.1
     """Training pairs recorded in loud broadband noise (wind, traffic, a bad microphone) that buries an
-    inaudible source: white or pink noise at an RMS level in ``noisy_db``."""
-    noisy_db: tuple[float, float] = (-24.0, -12.0)
+    inaudible source: white or pink noise at an RMS level in ``noisy_db``. They teach a positive-only model
+    to answer loud noise with whatever is visible."""
+    noisy_db: tuple[float, float] = (-18.0, -6.0)
     """RMS level range of the noise of a noisy pair, dBFS."""
     offscreen_fraction: float = 0.0
     """Training pairs whose track is the sound of a class that is not in the frame (the source is off screen,
