@@ -205,3 +205,8 @@ def test_threshold_inversion_and_errors():
     with pytest.raises(ValueError):
         fm.kth_smallest(torch.zeros(1, 7, 7), P)
     assert fm.count_above(torch.zeros(0, 7, 7), 0.5).numel() == 0
+
+
+def test_boxes_refuse_a_box_without_four_numbers():
+    with pytest.raises(ValueError, match="4 numbers"):
+        fm.Boxes.from_lists([[(0, 0, 10, 10)], [(0, 0, 10, 10, 5), (1, 2, 3)]], ["vggss", "flickr"])
