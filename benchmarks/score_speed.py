@@ -13,12 +13,15 @@ Usage: python benchmarks/score_speed.py [--n 2000]
 from __future__ import annotations
 
 import argparse
+import functools
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vssl.evaluation import fastmaps as fm
 from vssl.evaluation.gt import GroundTruth
 from vssl.evaluation.scoring import MapSet, PerSample, ScoreConfig, score
 from vssl.evaluation.summary import summarise
@@ -83,10 +86,47 @@ def reference(maps: dict[str, np.ndarray], boxes: list, styles: list, t: float) 
     return {k: np.array(v) for k, v in out.items()}
 
 
+def breakdown(run: Callable[[], object]) -> tuple[float, dict[str, float]]:
+    """Seconds of ``run()`` and those spent in each fastmaps entry point (outermost calls only)."""
+    spent: dict[str, float] = {}
+    depth = [0]
+
+    def timed(name: str, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            depth[0] += 1
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if not depth[0]:
+                    spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
+
+        return wrapper
+
+    names = ("value_range", "kth_smallest", "sum_top_k", "ciou_above", "pair_counts_above")
+    saved = {name: getattr(fm, name) for name in names}
+    init, from_lists = fm.Maps.__init__, fm.Boxes.from_lists.__func__
+    try:
+        for name in names:
+            setattr(fm, name, timed(name, saved[name]))
+        fm.Maps.__init__ = timed("Maps (preparation)", init)
+        fm.Boxes.from_lists = classmethod(timed("Boxes.from_lists", from_lists))
+        t0 = time.perf_counter()
+        run()
+        return time.perf_counter() - t0, spent
+    finally:
+        for name in names:
+            setattr(fm, name, saved[name])
+        fm.Maps.__init__, fm.Boxes.from_lists = init, classmethod(from_lists)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--threshold", type=float, default=0.6)
+    parser.add_argument("--breakdown", action="store_true", help="time each fastmaps entry point of one more run")
     args = parser.parse_args()
     t = args.threshold
 
@@ -124,6 +164,12 @@ def main() -> None:
     print(f"vssl scorer (closed form):    {t_fast:7.2f} s  {args.n / t_fast:8.1f} samples/s (with the summary)")
     print(f"speed-up vs reference: {t_ref / t_fast:.1f}x (materialised: {t_ref / t_dense:.1f}x)")
     print(f"max |difference| of per-sample values from the reference: {worst:.2e}")
+    if args.breakdown:
+        total, spent = breakdown(lambda: vssl(maps, boxes, styles, ScoreConfig()))
+        print(f"one more closed-form run: {total:.2f} s, of which (outermost fastmaps calls):")
+        for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+            print(f"  {name:22s} {seconds:6.3f} s  {100 * seconds / total:5.1f} %")
+        print(f"  {'everything else':22s} {total - sum(spent.values()):6.3f} s")
 
 
 if __name__ == "__main__":
