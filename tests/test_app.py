@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import os
 import socket
 from pathlib import Path
 
@@ -25,13 +23,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def _require(module: str, extra: str):
-    """The module, or a skip outside CI (CI installs every extra, so there a missing one is a failure)."""
-    if os.environ.get("CI"):
-        return importlib.import_module(module)
-    return pytest.importorskip(module, reason=f"{module} not installed (pip install 'vssl[{extra}]')")
 
 
 def test_image_handler_on_uploads_and_negatives(localizer, pair):
@@ -59,8 +50,8 @@ def test_video_handler(localizer, tmp_path):
     assert silent["audio"] == "silence"
 
 
-def test_app_is_built(localizer):
-    _require("gradio", "app")
+def test_app_is_built(localizer, require):
+    require("gradio", "app")
     from vssl.app import build_app
 
     app = build_app(localizer, "test-model")
@@ -87,14 +78,11 @@ def _free_port() -> int:
 
 
 @pytest.mark.browser
-def test_browser_uploads_real_files_and_reads_the_decision(localizer, pair, tmp_path):
+def test_browser_uploads_real_files_and_reads_the_decision(localizer, pair, tmp_path, require, unavailable):
     if not CHROMIUM.exists():
-        message = f"Debian's chromium not found at {CHROMIUM} (apt-get install chromium; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    _require("gradio", "app")
-    sync_api = _require("playwright.sync_api", "browser")
+        unavailable(f"Debian's chromium not found at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
+    require("gradio", "app")
+    sync_api = require("playwright.sync_api", "browser")
     from vssl.app import serve
 
     video = write_video(tmp_path / "clip.mp4", seconds=2.0, fps=10, size=(64, 48))

@@ -6,8 +6,6 @@ import importlib.util
 import time
 from pathlib import Path
 
-import pytest
-
 from vssl import load_localizer
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "app_load.py"
@@ -20,8 +18,8 @@ def _benchmark():
     return module
 
 
-def test_concurrent_requests_all_succeed_and_leave_no_files(tmp_path):
-    pytest.importorskip("gradio_client", reason="gradio not installed (pip install 'vssl[app]')")
+def test_concurrent_requests_all_succeed_and_leave_no_files(tmp_path, require):
+    require("gradio_client", "app")
     load = _benchmark()
     localizer, media = load_localizer(load.tiny_release(tmp_path / "model")), load.write_media(tmp_path)
     with load.running_app(localizer, tmp_path / "uploads") as url:

@@ -192,9 +192,9 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server(localizer, tmp_path_factory):
+def server(localizer, tmp_path_factory, require):
     """``(url, upload folder, secret file, internal service URL)`` of the app launched with `SERVER_LIMITS`."""
-    pytest.importorskip("gradio", reason="gradio not installed (pip install 'vssl[app]')")
+    require("gradio", "app")
     from vssl.app import serve
 
     root = tmp_path_factory.mktemp("server")
@@ -331,9 +331,9 @@ def test_api_cannot_make_the_app_read_server_paths_or_urls(server, media):
     assert httpx.get(f"{url}monitoring/summary", timeout=30).status_code == 403  # Gradio's default: open
 
 
-def test_temporary_files_are_removed(localizer, media, tmp_path, monkeypatch):
+def test_temporary_files_are_removed(localizer, media, tmp_path, monkeypatch, require):
     """Uploads, overlays and anything in the system temp dir: gone once the server stops (no leftovers)."""
-    pytest.importorskip("gradio", reason="gradio not installed (pip install 'vssl[app]')")
+    require("gradio", "app")
     from gradio_client import handle_file
 
     from vssl.app import serve

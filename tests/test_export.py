@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +20,10 @@ CALIBRATION = {"thresholds": {"max": 0.52, "max10": 0.572, "maxq3": 0.55}, "map_
 PARITY = 1e-4
 
 
-def _require(module: str):
-    """The module, or a skip outside CI (CI installs the ``onnx`` extra, so there it must be present)."""
-    if os.environ.get("CI"):
-        return importlib.import_module(module)
-    return pytest.importorskip(module, reason=f"{module} not installed (pip install 'vssl[onnx]')")
-
-
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Path, Path]:
+def exported(tmp_path_factory, require) -> tuple[Path, Path]:
     """A calibrated ``test`` model folder and its ONNX export, written by the CLI."""
-    _require("onnx"), _require("onnxscript"), _require("onnxruntime")
+    require("onnx", "onnx"), require("onnxscript", "onnx"), require("onnxruntime", "onnx")
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("export")
     folder = save_release(create_model("test").eval(), root / "model", extra={"calibration": CALIBRATION})
@@ -61,8 +52,8 @@ def test_onnxruntime_matches_pytorch(exported):
     assert onnx_parity(model, path, example_inputs(model, batch=1, seed=5)) <= PARITY
 
 
-def test_onnx_map_on_real_files_equals_the_localizer(exported, fixtures_dir):
-    ort = _require("onnxruntime")
+def test_onnx_map_on_real_files_equals_the_localizer(exported, fixtures_dir, require):
+    ort = require("onnxruntime", "onnx")
     folder, path = exported
     loc = load_localizer(folder)
     root = fixtures_dir / "real"
@@ -75,8 +66,8 @@ def test_onnx_map_on_real_files_equals_the_localizer(exported, fixtures_dir):
     np.testing.assert_allclose(cosine[0], expected, atol=PARITY)
 
 
-def test_metadata_carries_preprocessing_and_calibration(exported):
-    onnx = _require("onnx")
+def test_metadata_carries_preprocessing_and_calibration(exported, require):
+    onnx = require("onnx", "onnx")
     _, path = exported
     meta = {p.key: json.loads(p.value) for p in onnx.load(str(path)).metadata_props}
     assert meta["vssl_model"]["name"] == "test" and meta["vssl_model"]["image"]["size"] == 64
@@ -85,9 +76,9 @@ def test_metadata_carries_preprocessing_and_calibration(exported):
 
 
 @pytest.mark.slow
-def test_encoder_parts(tmp_path):
+def test_encoder_parts(tmp_path, require):
     for module in ("onnx", "onnxscript", "onnxruntime"):
-        _require(module)
+        require(module, "onnx")
     torch.manual_seed(1)
     model = create_model("test").eval()
     paths = export_onnx(model, tmp_path / "m.onnx", parts=True)
@@ -95,9 +86,9 @@ def test_encoder_parts(tmp_path):
     assert all(onnx_parity(model, p) <= PARITY for p in paths[1:])
 
 
-def test_an_ssltie_model_exports_with_its_mel_front_end(tmp_path):
+def test_an_ssltie_model_exports_with_its_mel_front_end(tmp_path, require):
     """SSL-TIE's ``mel_db`` front end runs in the graph too (reflect pad, DFT convolution, mel matrix, dB)."""
-    _require("onnx"), _require("onnxscript"), _require("onnxruntime")
+    require("onnx", "onnx"), require("onnxscript", "onnx"), require("onnxruntime", "onnx")
     from dataclasses import replace
 
     from vssl.models.convert import FORMATS

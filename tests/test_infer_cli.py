@@ -12,6 +12,7 @@ from PIL import Image
 
 from vssl import load_localizer, save_release
 from vssl.cli import main
+from vssl.errors import ConfigError
 from vssl.inference import COSINE_RANGE, Localization, Threshold, render_overlay, write_overlay
 from vssl.inference.render import colourise, decision_text
 from vssl.models.registry import create_model
@@ -79,6 +80,32 @@ def test_cli_localize_negatives_and_threshold_options(tmp_path, calibrated_relea
     assert main([*base, "--silence", "--json", str(record), "--threshold", "-1", "--threshold-scale", "cosine"]) == 0
     saved = json.loads(record.read_text())
     assert (saved["threshold"], saved["threshold_scale"], saved["abstain"]) == (-1.0, "cosine", False)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 2), (1, 40), (31, 32)])
+def test_cli_localizes_tiny_images(tmp_path, calibrated_release, size):
+    """A valid image smaller than the model's patch (32 px) localizes; its overlay shows the frame enlarged."""
+    image, png, record = tmp_path / "tiny.png", tmp_path / "overlay.png", tmp_path / "map.json"
+    Image.new("RGB", size, (200, 30, 30)).save(image)
+    args = ["localize", "--model", str(calibrated_release), "--image", str(image), "--noise"]
+    assert main([*args, "--out", str(png), "--json", str(record)]) == 0
+    saved = json.loads(record.read_text())
+    assert saved["frame_size"] == list(size) and np.isfinite(saved["cosine_map"]).all()
+    x0, y0, x1, y1 = saved["box"] if saved["box"] is not None else (0, 0, *size)
+    assert 0 <= x0 <= x1 <= size[0] and 0 <= y0 <= y1 <= size[1]
+    with Image.open(png) as overlay:
+        assert overlay.width >= 224 and overlay.height >= 224
+
+
+def test_cli_refuses_non_finite_thresholds(calibrated_release, pair, capsys):
+    base = ["localize", "--model", str(calibrated_release), "--image", str(pair[0]), "--silence"]
+    for value in ("nan", "inf", "-inf"):
+        with pytest.raises(SystemExit) as exit_:
+            main([*base, f"--threshold={value}"])
+        assert exit_.value.code == 2
+        assert f"argument --threshold: must be a finite number, got '{value}'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="threshold 'given' must be a finite number, got nan"):
+        load_localizer(calibrated_release, threshold=float("nan"))
 
 
 def test_cli_localize_errors(tmp_path, calibrated_release, pair, caplog):

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from vssl.evaluation import metrics as M
 from vssl.evaluation.gt import GroundTruth
 from vssl.evaluation.scoring import MapSet, ScoreConfig, score
 from vssl.evaluation.summary import summarise
 
-TOL = 1e-6
+TOL = 1e-6  # the reference's printed fractions; same pixels on every CPU (test_no_pixel_is_a_rounding_away_...)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,23 @@ def scored(reference):
     cfg = ScoreConfig(map_scale="cosine", threshold_scale="unit")
     per = score(maps, gt, t, cfg)
     return per, summarise(per, gt, t, "given", cfg.protocol())
+
+
+def test_no_pixel_is_a_rounding_away_from_a_binarisation_threshold(reference):
+    """Why these comparisons hold on any CPU: a float64 bilinear pixel (4 products, 3 sums of values <= 1 in
+    magnitude) is within 8 ulp of 1 (1.8e-15) of its exact value, however a CPU orders or fuses the operations; no
+    pixel lies that close to the universal threshold or to another pixel at the median, so every binarisation, and
+    so every count and cIoU, is the same everywhere; only float64 sums of counts differ, by ~1e-16."""
+    meta, arrays = reference
+    rounding = 8 * torch.finfo(torch.float64).eps
+    t = meta["summary"]["universal_threshold"]
+    for name in ("pos", "silence", "noise", "offscreen"):
+        unit = M.to_unit_scale(M.upsample(torch.from_numpy(arrays[f"{name}_7x7"]).double()))
+        assert float((unit - t).abs().min()) > 1e3 * rounding, name
+    ordered = M.minmax(M.upsample(torch.from_numpy(arrays["pos_7x7"]).double())).flatten(1).sort(1).values
+    median = ordered[:, ordered.shape[1] // 2, None]
+    gaps = (ordered - median).abs()
+    assert float(gaps[gaps > 0].min()) > 1e3 * rounding  # min-max adds a subtraction and a division: still 8 ulp
 
 
 def test_per_sample_values_match_the_reference(reference, scored):

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from vssl.cli import main
-from vssl.errors import VsslError
+from vssl.errors import ConfigError, VsslError
 from vssl.evaluation import metrics as M
 from vssl.evaluation import segmentation as seg
 from vssl.evaluation.gt import GroundTruth
@@ -44,6 +44,18 @@ def test_cli_writes_the_promised_keys(tmp_path):
     assert {"f_pos_neg", "f_auc_aoc", "n", "threshold", "protocol"} <= set(res)
     assert res["n"] == {"samples": 6, "visible": 4, "non_visible": 2, "negatives": {"silence": 6, "noise": 6}}
     assert "own negatives" in res["threshold_source"]
+
+
+def test_non_finite_thresholds_are_refused(tmp_path, capsys):
+    maps, gt = _write(tmp_path, _random_maps(), GT6)
+    out = tmp_path / "r.json"
+    for value in ("nan", "inf"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["score", "--maps", str(maps), "--gt", str(gt), "--out", str(out), "--threshold", value])
+        assert exit_.value.code == 2 and not out.exists()
+        assert f"argument --threshold: must be a finite number, got '{value}'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="threshold must be a finite number, got nan"):
+        score_files(maps, gt, ScoreConfig(), threshold=float("nan"))
 
 
 def test_threshold_sources(tmp_path):

@@ -144,7 +144,7 @@ def _gradio() -> Any:
     try:
         return importlib.import_module("gradio")
     except ImportError:
-        raise VsslError("the web app needs gradio (pip install 'vssl[app]')") from None
+        raise VsslError("the web app needs gradio (pip install -e '.[app]' in the vssl checkout)") from None
 
 
 def _threshold_note(localizer: Localizer) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from dataclasses import replace
@@ -14,6 +15,17 @@ from vssl.errors import VsslError
 from vssl.models.convert import FORMATS
 
 log = logging.getLogger("vssl")
+
+
+def finite_float(text: str) -> float:
+    """argparse type of every number option: a float that is neither NaN nor infinite (argparse names the option)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -235,7 +247,7 @@ def _add_scale_options(p: argparse.ArgumentParser) -> None:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model folder (vssl train / convert / demo) or hf-hub:ORG/NAME")
     p.add_argument("--rule", default="maxq3", choices=["max", "max10", "maxq3"], help="calibrated threshold used")
-    p.add_argument("--threshold", type=float, help="threshold to use instead of the model's calibration")
+    p.add_argument("--threshold", type=finite_float, help="threshold to use instead of the model's calibration")
     p.add_argument(
         "--threshold-scale", default="unit", choices=["unit", "cosine"], help="scale of --threshold (unit: (cos+1)/2)"
     )
@@ -295,10 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     prep = sub.add_parser("prepare", help="extract frames and 16 kHz audio from a folder of videos (vggsound layout)")
     prep.add_argument("videos", metavar="VIDEOS_DIR", help="folder of videos (searched recursively)")
     prep.add_argument("out", metavar="OUT_DIR", help="output: frames/, audio/, SPLIT.txt; read as vggsound:OUT_DIR")
-    prep.add_argument("--frames-at", type=float, nargs="+", metavar="T", help="frame times in s (default: the middle)")
+    prep.add_argument(
+        "--frames-at", type=finite_float, nargs="+", metavar="T", help="frame times in s (default: the middle)"
+    )
     prep.add_argument("--workers", type=int, default=0, help="worker processes (default 0: one per CPU core)")
     prep.add_argument("--split", default="train", help="name of the id list written as OUT_DIR/SPLIT.txt")
-    prep.add_argument("--min-duration", type=float, default=3.0, help="shorter clips fail as too short (0 keeps all)")
+    prep.add_argument(
+        "--min-duration", type=finite_float, default=3.0, help="shorter clips fail as too short (0 keeps all)"
+    )
     prep.add_argument("--no-progress", action="store_true", help="no progress bar")
     prep.set_defaults(func=_cmd_prepare)
 
@@ -318,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     sound.add_argument("--noise", action="store_true", help="localize white noise (negative audio, seeded)")
     loc.add_argument("--out", help="overlay to write: PNG for an image, MP4 (with the audio) for a video")
     loc.add_argument("--json", help="JSON to write: the map and decision (image) or a per-frame timeline (video)")
-    loc.add_argument("--fps", type=float, default=5.0, help="video: analysed frames per second (default 5)")
+    loc.add_argument("--fps", type=finite_float, default=5.0, help="video: analysed frames per second (default 5)")
     loc.add_argument("--seed", type=int, default=0, help="seed of --noise")
     _add_model_options(loc)
     loc.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -335,9 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("serve", help="web app: upload image + audio or a video, see where the sound is (gradio)")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     srv.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    srv.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload in MB (default 50)")
-    srv.add_argument("--max-audio-seconds", type=float, default=60.0, help="longest audio clip (default 60 s)")
-    srv.add_argument("--max-video-seconds", type=float, default=600.0, help="longest video (default 600 s)")
+    srv.add_argument("--max-upload-mb", type=finite_float, default=50.0, help="largest upload in MB (default 50)")
+    srv.add_argument("--max-audio-seconds", type=finite_float, default=60.0, help="longest audio clip (default 60 s)")
+    srv.add_argument("--max-video-seconds", type=finite_float, default=600.0, help="longest video (default 600 s)")
     _add_model_options(srv)
     srv.set_defaults(func=_cmd_serve)
 
@@ -347,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--gt", required=True, help='GT.json: per sample {"boxes": [[x0,y0,x1,y1]], "gt_style"} or {"mask"}'
     )
     sc.add_argument("--out", required=True, help="RESULT.json to write")
-    sc.add_argument("--threshold", type=float, help="universal threshold (on the threshold scale); default: calibrated")
+    sc.add_argument(
+        "--threshold", type=finite_float, help="universal threshold (on the threshold scale); default: calibrated"
+    )
     sc.add_argument("--calibration", help="CAL.npz whose negative maps calibrate the universal threshold")
     _add_scale_options(sc)
     sc.set_defaults(func=_cmd_score)

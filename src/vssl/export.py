@@ -147,7 +147,9 @@ def _export(module: nn.Module, inputs: dict[str, torch.Tensor], outputs: list[st
         onnx = importlib.import_module("onnx")
         importlib.import_module("onnxscript")
     except ImportError:
-        raise VsslError("ONNX export needs onnx and onnxscript (pip install 'vssl[onnx]')") from None
+        raise VsslError(
+            "ONNX export needs onnx and onnxscript (pip install -e '.[onnx]' in the vssl checkout)"
+        ) from None
     batch = torch.export.Dim("batch", min=1, max=4096)
     shapes = {name: {0: batch} for name in inputs}
     with torch.no_grad(), warnings.catch_warnings():
@@ -197,7 +199,9 @@ def onnx_parity(model: AVLocalizer, path: str | Path, inputs: dict[str, torch.Te
     try:
         ort = importlib.import_module("onnxruntime")
     except ImportError:
-        raise VsslError("checking an ONNX export needs onnxruntime (pip install 'vssl[onnx]')") from None
+        raise VsslError(
+            "checking an ONNX export needs onnxruntime (pip install -e '.[onnx]' in the vssl checkout)"
+        ) from None
     model = model.eval().cpu()
     inputs = inputs or example_inputs(model, batch=3, seed=1)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

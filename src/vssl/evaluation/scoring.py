@@ -15,11 +15,12 @@ Protocols, each named in the result:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 
-from vssl.errors import VsslError
+from vssl.errors import ConfigError, VsslError
 from vssl.evaluation import fastmaps as fm
 from vssl.evaluation import metrics as M
 from vssl.evaluation import segmentation as seg
@@ -278,6 +279,8 @@ def _negative_fast(maps: fm.Maps, positive: fm.Maps, t: float, cfg: ScoreConfig)
 
 def score(maps: MapSet, gt: GroundTruth, threshold: float, cfg: ScoreConfig) -> PerSample:
     """Every per-sample value of a map set at universal ``threshold`` (on the threshold scale)."""
+    if not math.isfinite(threshold):
+        raise ConfigError(f"threshold must be a finite number, got {threshold}")
     check_maps("positive", maps.positive)
     if len(gt) != maps.positive.shape[0]:
         raise VsslError(f"{maps.positive.shape[0]} positive maps but {len(gt)} ground-truth entries")

@@ -12,13 +12,14 @@ entry is *uncalibrated*: its results carry ``abstain = None`` (no decision), nev
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vssl.errors import VsslError
+from vssl.errors import ConfigError, VsslError
 from vssl.models.release import read_release_config
 
 UNIT_SCALE = "(cos+1)/2"
@@ -55,6 +56,8 @@ class Threshold:
     def __post_init__(self) -> None:
         if self.scale not in THRESHOLD_SCALES:
             raise VsslError(f"unknown threshold scale {self.scale!r}; known: {list(THRESHOLD_SCALES)}")
+        if not math.isfinite(self.value):
+            raise ConfigError(f"threshold {self.rule!r} must be a finite number, got {self.value}")
 
     @property
     def cosine(self) -> float:

@@ -37,7 +37,7 @@ def resolve_model_path(name_or_path: str | Path) -> str | Path:
         hub = importlib.import_module("huggingface_hub")
     except ImportError:
         raise VsslError(
-            f"{name_or_path}: loading from the Hub needs huggingface_hub (pip install 'vssl[hub]')"
+            f"{name_or_path}: loading from the Hub needs huggingface_hub (pip install -e '.[hub]' in the vssl checkout)"
         ) from None
     patterns = [f"{sub}/{f}" if sub else f for f in RELEASE_FILES]
     try:

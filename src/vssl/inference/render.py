@@ -20,6 +20,9 @@ from vssl.inference.result import Localization
 COSINE_RANGE = (-1.0, 1.0)  # the whole cosine scale: the overlay's fixed colour range
 COLORMAP = "jet"
 ALPHA = 0.45  # weight of the heatmap colours over the frame
+MIN_SIDE = 224  # (ours) a frame with a shorter side is shown enlarged by a whole factor (nearest neighbour) ...
+MAX_SIDE = 2048  # ... as long as its longer side stays within this
+MIN_BAR = 64  # the colour bar's least height: the canvas grows below a thinner frame
 
 
 @lru_cache(maxsize=4)
@@ -68,6 +71,13 @@ def _frame_rgb(result: Localization) -> Image.Image:
     return Image.new("RGB", result.frame_size, (128, 128, 128))
 
 
+def display_scale(size: tuple[int, int]) -> int:
+    """The whole factor a frame of ``size`` (width, height) is enlarged by to be seen: 1 unless its shorter side is
+    under `MIN_SIDE` (a 1x1 image becomes 224x224, a 3x2 one 336x224), limited by `MAX_SIDE` on the longer side."""
+    short, long = min(size), max(size)
+    return max(1, min(-(-MIN_SIDE // short), MAX_SIDE // long))
+
+
 def _colour_bar(canvas: Image.Image, box: tuple[int, int, int, int], result: Localization, value_range, font) -> None:
     """Vertical gradient in ``box`` (top = high), labelled ends, ticks at the map's min/max and the threshold."""
     x0, y0, x1, y1 = box
@@ -99,20 +109,23 @@ def _colour_bar(canvas: Image.Image, box: tuple[int, int, int, int], result: Loc
 def render_overlay(
     result: Localization, value_range: tuple[float, float] = COSINE_RANGE, title: str = ""
 ) -> Image.Image:
-    """The overlay as an RGB image: header (title, min/max, decision) above the frame, colour bar at right."""
+    """The overlay as an RGB image: header (title, min/max, decision) above the frame, colour bar at right; a small
+    frame is enlarged (`display_scale`), box and peak with it."""
     frame = _frame_rgb(result)
-    width, height = frame.size
+    k = display_scale(frame.size)
+    width, height = frame.size[0] * k, frame.size[1] * k
+    frame = frame if k == 1 else frame.resize((width, height), Image.NEAREST)
     fs = max(11, round(min(width, height) / 32))
     font = _font(fs)
     colours = _colour_image(result.heatmap, value_range, (width, height))
     shown = Image.blend(frame, colours, ALPHA)
     draw = ImageDraw.Draw(shown)
     if result.box is not None:
-        x0, y0, x1, y1 = result.box
+        x0, y0, x1, y1 = (v * k for v in result.box)
         for offset, colour in ((0, (0, 0, 0)), (2, (255, 255, 255))):  # white inside black: visible on any colour
             left, top = x0 + offset, y0 + offset
             draw.rectangle((left, top, max(left, x1 - 1 - offset), max(top, y1 - 1 - offset)), outline=colour, width=2)
-    px, py, r = result.peak[0], result.peak[1], max(3, fs // 2)
+    px, py, r = result.peak[0] * k, result.peak[1] * k, max(3, fs // 2)
     draw.line((px - r, py, px + r, py), fill=(255, 255, 255), width=2)
     draw.line((px, py - r, px, py + r), fill=(255, 255, 255), width=2)
 
@@ -122,13 +135,14 @@ def render_overlay(
     bar_strip, bar_labels = max(12, fs), 5 * fs
     text_width = max(round(font.getlength(line)) for line in lines) + 8
     canvas_width = max(width + bar_strip + bar_labels + 2 * fs, text_width)
-    canvas = Image.new("RGB", (canvas_width, height + header), (255, 255, 255))
+    body = max(height, MIN_BAR + 2 * fs)
+    canvas = Image.new("RGB", (canvas_width, header + body), (255, 255, 255))
     canvas.paste(shown, (0, header))
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(lines):
         draw.text((4, 3 + i * (fs + 4)), line, fill=(0, 0, 0), font=font)
     bar_x = width + fs
-    _colour_bar(canvas, (bar_x, header + fs, bar_x + bar_strip, header + height - fs), result, value_range, font)
+    _colour_bar(canvas, (bar_x, header + fs, bar_x + bar_strip, header + body - fs), result, value_range, font)
     return canvas
 
 
