@@ -6,6 +6,7 @@ unit embeddings (2-d, two locations per image), independently of vssl's vectoris
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 from dataclasses import replace
@@ -89,31 +90,37 @@ def unit_audio(angles: list[float]) -> torch.Tensor:
 
 
 class HandModel(torch.nn.Module):
-    """Stands in for `AVLocalizer`: fixed embeddings (lists of heads, online and momentum) whatever the input."""
+    """Stands in for `AVLocalizer`: fixed embeddings (lists of heads, online and momentum) whatever the input.
+
+    Its "spectrograms" are row numbers of the audio embeddings, in the order the clips arrive: the batch's, then
+    the negative clips' (an objective turns each into spectrograms once per call, positives first)."""
 
     def __init__(self, img, aud, img_m=None, aud_m=None, tau=0.5):
         super().__init__()
         self.img, self.aud, self.img_m, self.aud_m = img, aud, img_m, aud_m
         self.cfg = replace(model_config("test"), tau=tau, heads=len(img), momentum=0.999 if img_m else None)
         self.momentum_steps = 0
+        self.next_row = 0
 
     def update_momentum(self):
         self.momentum_steps += 1
 
     def spectrogram(self, waves):
-        return waves
+        rows = torch.arange(self.next_row, self.next_row + len(waves))
+        self.next_row = int(rows[-1] + 1) % len(self.aud[0])
+        return rows
 
     def image_heads(self, images, momentum=False, dropout=0.0):
         return self.img_m if momentum else self.img
 
     def audio_heads(self, specs, momentum=False):
-        return [a[: len(specs)] for a in (self.aud_m if momentum else self.aud)]
+        return [a[specs.long()] for a in (self.aud_m if momentum else self.aud)]
 
     def encode_image(self, images, dropout=0.0):
         return join_heads(self.image_heads(images))
 
-    def encode_waveform(self, waves):
-        return join_heads(self.audio_heads(waves))
+    def encode_audio(self, specs):
+        return join_heads(self.audio_heads(specs))
 
 
 def cos(img: torch.Tensor, i: int, p: int, aud: torch.Tensor, j: int) -> float:
@@ -325,6 +332,67 @@ def test_variants_survive_a_release_round_trip(tmp_path, size):
     loaded = load_model(save_release(model, tmp_path / "model"))
     assert loaded.cfg == model.cfg
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+# ---------------------------------------------------------------- SSL-SaN's negatives leave the base alone
+
+BASES = [("ezvsl", "test"), ("slavc", "slavc_test"), ("fnac", "test"), ("lvs", "lvs_test")]
+OFF = SSLSaNConfig(negative_columns=False, flatness_weight=0.0)
+
+
+def _step(cfg: ObjectiveConfig, model: torch.nn.Module, batch: Batch, wrt: torch.Tensor | None = None):
+    """One training-mode forward and backward: the loss, every gradient and every buffer afterwards."""
+    torch.manual_seed(3)  # the same dropout draws on both sides
+    loss = create_objective(cfg, N, 0)(model, batch)["loss"]
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    if wrt is not None:
+        grads["input"] = wrt.grad
+    return loss.detach(), grads, dict(model.named_buffers())
+
+
+def _assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [name for name in a if not torch.equal(a[name], b[name])]
+    assert not different, different
+
+
+@pytest.mark.parametrize("name,size", BASES)
+def test_sslsan_with_every_part_off_trains_exactly_as_its_base(name, size):
+    """Training mode, BatchNorm on batch statistics: the same loss, gradients and running statistics, bit for bit
+    (the negatives are embedded in a pass of their own, on running statistics), after FNAC's warm-up too."""
+    torch.manual_seed(0)
+    model = create_model(size).train()
+    twin, full = copy.deepcopy(model), copy.deepcopy(model)
+    batch = _fixed_batch(step=6)  # epoch 6: FNAC's regularisers are on
+    loss, grads, buffers = _step(ObjectiveConfig(name=name), model, batch)
+    off_loss, off_grads, off_buffers = _step(ObjectiveConfig(name=f"sslsan+{name}", sslsan=OFF), twin, batch)
+    assert torch.equal(loss, off_loss)
+    _assert_identical(grads, off_grads)
+    _assert_identical(buffers, off_buffers)
+    full_loss, _, full_buffers = _step(ObjectiveConfig(name=f"sslsan+{name}"), full, batch)
+    assert full_loss > loss  # the negatives do count when switched on ...
+    _assert_identical(buffers, full_buffers)  # ... and still leave the running statistics to the positives
+
+
+@pytest.mark.parametrize("name,size", BASES)
+def test_flatness_alone_never_reaches_the_positive_clips(name, size):
+    """With the hinge's bar detached (``lift_positive=False``), the flatness term acts on the image features and
+    the negative clips' embeddings only: the gradient on the positive waves is the base's, bit for bit."""
+    torch.manual_seed(0)
+    model = create_model(size).train()
+    twin = copy.deepcopy(model)
+    images, waves = _fixed_batch(step=6).images, _fixed_batch(step=6).waves
+
+    def wave_gradient(cfg: ObjectiveConfig, on: torch.nn.Module) -> torch.Tensor:
+        w = waves.clone().requires_grad_()
+        return _step(cfg, on, Batch(images=images, waves=w, step=6, epoch=6), wrt=w)[1]["input"]
+
+    flat = SSLSaNConfig(negative_columns=False, flatness_weight=1.0, margin=5.0)  # margin 5: every hinge active
+    assert torch.equal(
+        wave_gradient(ObjectiveConfig(name=name), model),
+        wave_gradient(ObjectiveConfig(name=f"sslsan+{name}", sslsan=flat), twin),
+    )
 
 
 # ---------------------------------------------------------------- names, presets, the loop's epoch

@@ -39,6 +39,7 @@ from vssl.data.dataset import training_dataset
 from vssl.data.skipping import UNREADABLE, SkipUnreadable, collate_readable, readable_count
 from vssl.errors import ConfigError, TrainingError, TrainingStopped
 from vssl.models.localizer import AVLocalizer, ModelConfig
+from vssl.models.norm import batchnorms
 from vssl.models.objectives import ObjectiveConfig, create_objective
 from vssl.models.registry import create_model, model_config
 from vssl.models.release import save_release
@@ -209,9 +210,8 @@ def freeze_batchnorm(module: torch.nn.Module) -> None:
     can learn to set silence apart only relative to its batch, which inference (running statistics)
     does not reproduce. Training the last part with frozen statistics removes that gap.
     """
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.eval()
+    for m in batchnorms(module):
+        m.eval()
 
 
 def _warn_pool_change(cfg: TrainConfig, saved_world: int, world: int) -> None:

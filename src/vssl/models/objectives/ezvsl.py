@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
-from vssl.models.objectives.base import BaseObjective, Batch, Contrast, diagonal_ce, encode_pairs
+from vssl.models.objectives.base import BaseObjective, Batch, Contrast, audio_columns, diagonal_ce, encode_pairs
 
 __all__ = ["EZVSL", "Batch", "mil_contrastive", "mil_scores", "symmetric_ce"]
 
@@ -24,18 +24,15 @@ def symmetric_ce(logits: torch.Tensor) -> torch.Tensor:
     return diagonal_ce(logits) + diagonal_ce(logits.t())
 
 
-def mil_contrastive(
-    img: torch.Tensor, aud: torch.Tensor, tau: float, negative_columns: bool = True
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """EZ-VSL's loss for B images ``[B, D, h, w]`` and B + K audios ``[B + K, D]`` (the last K: negatives).
+def mil_contrastive(img: torch.Tensor, audios: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """EZ-VSL's loss for B images ``[B, D, h, w]`` and ``[B (+ K), D]`` audios (the B pairs' own, then any
+    negative clips): image->audio cross-entropy over every column, audio->image over the B images.
 
-    Image->audio cross-entropy runs over all B + K columns (``negative_columns``) or the first B;
-    audio->image over the B images. Returns ``(loss, logits [B, B + K])``; with K = 0 this is `symmetric_ce`.
+    Returns ``(loss, logits [B, B (+ K)])``; with the B audios alone this is `symmetric_ce`.
     """
     b = img.shape[0]
-    logits = mil_scores(img, aud, tau)
-    i2a = logits if negative_columns else logits[:, :b]
-    return diagonal_ce(i2a) + diagonal_ce(logits[:, :b].t()), logits
+    logits = mil_scores(img, audios, tau)
+    return diagonal_ce(logits) + diagonal_ce(logits[:, :b].t()), logits
 
 
 class EZVSL(BaseObjective):
@@ -46,8 +43,6 @@ class EZVSL(BaseObjective):
     def contrast(
         self, model: AVLocalizer, batch: Batch, negatives: torch.Tensor | None = None, negative_columns: bool = True
     ) -> Contrast:
-        img, aud = encode_pairs(model, batch, negatives)
-        b = img.shape[0]
-        loss, _ = mil_contrastive(img, aud, model.cfg.tau, negative_columns)
-        maps = pairwise_maps(img, aud[b:])
-        return Contrast({"loss": loss, "ezvsl_loss": loss.detach()}, paired_maps(img, aud[:b]), maps)
+        img, aud, neg = encode_pairs(model, batch, negatives)
+        loss, _ = mil_contrastive(img, audio_columns(aud, neg, negative_columns), model.cfg.tau)
+        return Contrast({"loss": loss, "ezvsl_loss": loss.detach()}, paired_maps(img, aud), pairwise_maps(img, neg))

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
-from vssl.models.objectives.base import BaseObjective, Batch, Contrast, encode_pairs
+from vssl.models.objectives.base import BaseObjective, Batch, Contrast, audio_columns, encode_pairs
 from vssl.models.objectives.ezvsl import mil_contrastive
 
 TERMS = ("fns1", "tns", "fns2")
@@ -75,13 +75,13 @@ class FNAC(BaseObjective):
     def contrast(
         self, model: AVLocalizer, batch: Batch, negatives: torch.Tensor | None = None, negative_columns: bool = True
     ) -> Contrast:
-        img, aud = encode_pairs(model, batch, negatives, dropout=self.cfg.image_dropout)
+        img, aud, neg = encode_pairs(model, batch, negatives, dropout=self.cfg.image_dropout)
         b = img.shape[0]
-        ezvsl, logits = mil_contrastive(img, aud, model.cfg.tau, negative_columns)
-        terms = fnac_terms(img, aud[:b], logits[:, :b], model.cfg.tau, self.cfg.foreground_threshold)
+        ezvsl, logits = mil_contrastive(img, audio_columns(aud, neg, negative_columns), model.cfg.tau)
+        terms = fnac_terms(img, aud, logits[:, :b], model.cfg.tau, self.cfg.foreground_threshold)
         fnac = sum(w * terms[t] for w, t in zip(self.cfg.weights, TERMS, strict=True))
         active = batch.epoch >= self.cfg.warmup_epochs
         loss = ezvsl + fnac if active else ezvsl
         losses = {"loss": loss, "ezvsl_loss": ezvsl.detach(), "fnac_loss": fnac.detach()}
         losses |= {f"fnac_{t}_loss": v.detach() for t, v in terms.items()}
-        return Contrast(losses, paired_maps(img, aud[:b]), pairwise_maps(img, aud[b:]))
+        return Contrast(losses, paired_maps(img, aud), pairwise_maps(img, neg))

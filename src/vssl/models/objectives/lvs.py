@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
-from vssl.models.objectives.base import BaseObjective, Batch, Contrast, diagonal_ce, encode_pairs
+from vssl.models.objectives.base import BaseObjective, Batch, Contrast, audio_columns, diagonal_ce, encode_pairs
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,13 @@ class LVS(BaseObjective):
         self, model: AVLocalizer, batch: Batch, negatives: torch.Tensor | None = None, negative_columns: bool = True
     ) -> Contrast:
         cfg = self.cfg
-        img, aud = encode_pairs(model, batch, negatives)
-        b = img.shape[0]
-        maps = pairwise_maps(img, aud if negative_columns else aud[:b])  # [B, B (+ K), h, w]
+        img, aud, neg = encode_pairs(model, batch, negatives)
+        maps = pairwise_maps(img, audio_columns(aud, neg, negative_columns))  # [B, B (+ K), h, w]
         positive = torch.sigmoid((maps - cfg.positive_threshold) / cfg.trimap_temperature)
         columns = [weighted_mean(maps, positive)]  # [B, B (+ K)]; column i of row i is the positive
-        own = paired_maps(img, aud[:b])  # [B, h, w]
+        own = paired_maps(img, aud)  # [B, h, w]
         if cfg.hard_negatives:
             background = 1.0 - torch.sigmoid((own - cfg.negative_threshold) / cfg.trimap_temperature)
             columns.append(weighted_mean(own, background)[:, None])
         loss = diagonal_ce(torch.cat(columns, dim=1) / cfg.logit_temperature)
-        return Contrast({"loss": loss, "lvs_loss": loss.detach()}, own, pairwise_maps(img, aud[b:]))
+        return Contrast({"loss": loss, "lvs_loss": loss.detach()}, own, pairwise_maps(img, neg))

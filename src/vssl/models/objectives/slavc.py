@@ -21,7 +21,17 @@ import torch
 
 from vssl.errors import ConfigError
 from vssl.models.localizer import AVLocalizer, join_heads, paired_maps, pairwise_maps
-from vssl.models.objectives.base import BaseObjective, Batch, Contrast, batch_spectrograms, diagonal_ce, gather_pairs
+from vssl.models.objectives.base import (
+    AudioInputs,
+    BaseObjective,
+    Batch,
+    Contrast,
+    audio_columns,
+    audio_inputs,
+    diagonal_ce,
+    embed_audio,
+    gather_pairs,
+)
 
 
 @dataclass(frozen=True)
@@ -62,13 +72,14 @@ class SLAVC(BaseObjective):
         self.cfg = cfg or SLAVCConfig()
 
     def _heads(
-        self, model: AVLocalizer, batch: Batch, specs: torch.Tensor, momentum: bool
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Image heads ``[B, D, h, w]`` and audio heads ``[B + K, D]`` of the online or momentum encoders."""
+        self, model: AVLocalizer, batch: Batch, inputs: AudioInputs, momentum: bool
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Image heads ``[B, D, h, w]``, audio heads ``[B, D]`` and negative-clip heads ``[K, D]`` of the online or
+        momentum encoders."""
         img = model.image_heads(batch.images, momentum=momentum, dropout=self.cfg.image_dropout)
-        aud = model.audio_heads(specs, momentum=momentum)
+        aud, neg = embed_audio(model, inputs, lambda specs: model.audio_heads(specs, momentum=momentum))
         pairs = [gather_pairs(batch, i, a) for i, a in zip(img, aud, strict=True)]
-        return [i for i, _ in pairs], [a for _, a in pairs]
+        return [i for i, _ in pairs], [a for _, a in pairs], neg
 
     def contrast(
         self, model: AVLocalizer, batch: Batch, negatives: torch.Tensor | None = None, negative_columns: bool = True
@@ -76,21 +87,21 @@ class SLAVC(BaseObjective):
         require_slavc_model(model)
         if model.training:
             model.update_momentum()  # before the targets are computed, as the published code does
-        specs = batch_spectrograms(model, batch, negatives)
-        img, aud = self._heads(model, batch, specs, momentum=False)
+        inputs = audio_inputs(model, batch, negatives)
+        img, aud, neg = self._heads(model, batch, inputs, momentum=False)
         with torch.no_grad():
-            img_m, aud_m = self._heads(model, batch, specs, momentum=True)
-        b = img[0].shape[0]
-        columns = slice(None) if negative_columns else slice(0, b)
+            img_m, aud_m, neg_m = self._heads(model, batch, inputs, momentum=True)
         tau = model.cfg.tau
-        online_image = diagonal_ce(slavc_scores(img, [a[columns] for a in aud_m], tau))
-        online_audio = diagonal_ce(slavc_scores(img_m, [a[columns] for a in aud], tau))
+        targets = [audio_columns(a, n, negative_columns) for a, n in zip(aud_m, neg_m, strict=True)]
+        online_image = diagonal_ce(slavc_scores(img, targets, tau))
+        online = [audio_columns(a, n, negative_columns) for a, n in zip(aud, neg, strict=True)]
+        online_audio = diagonal_ce(slavc_scores(img_m, online, tau))
         loss = online_image + online_audio
-        joined_img, joined_aud = join_heads(img), join_heads(aud)
+        joined_img = join_heads(img)
         losses = {
             "loss": loss,
             "slavc_loss": loss.detach(),
             "slavc_online_image_loss": online_image.detach(),
             "slavc_online_audio_loss": online_audio.detach(),
         }
-        return Contrast(losses, paired_maps(joined_img, joined_aud[:b]), pairwise_maps(joined_img, joined_aud[b:]))
+        return Contrast(losses, paired_maps(joined_img, join_heads(aud)), pairwise_maps(joined_img, join_heads(neg)))

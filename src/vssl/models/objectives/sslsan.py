@@ -1,7 +1,7 @@
 """SSL-SaN: silence and noise as negatives on top of a base objective (SPEC §5, our reading of the paper).
 
-For a batch of B positive pairs and K negative clips (silence, noise) embedded in the same audio
-forward pass as the positives, on top of any base objective (EZ-VSL by default; SLAVC, FNAC, LVS):
+For a batch of B positive pairs and K negative clips (silence, noise), on top of any base objective (EZ-VSL by
+default; SLAVC, FNAC, LVS):
 
 * negative columns: the base's image->audio logits gain K columns; every image must prefer its own
   audio over silence and noise (see each base's `BaseObjective.contrast` for what a column is there);
@@ -13,13 +13,13 @@ forward pass as the positives, on top of any base objective (EZ-VSL by default; 
   sounding or not; on the demo that left SSL-SaN's maps peaking off the object (measured: adaptive
   AP50 3 % against the baseline's 33 %, and 41 % with the positive peak as a fixed bar).
 
-Either part can be switched off for ablations; with both off this is the base objective exactly.
-
-Caveat, measured on the demo: with BatchNorm in the audio encoder, the negatives are normalised by
-their training batch's statistics, inference by running statistics, and a silence rejected in every
-training batch can still be embedded next to the quietest sound class at inference (cosine 0.76 in a
-training batch vs 0.87 at inference on the same images). ``TrainConfig.freeze_audio_norm_at`` and
-``BackboneConfig.norm="group"`` close that gap.
+Either part can be switched off for ablations; with both off this is the base objective exactly, in training
+mode too: the negative clips are embedded in an audio pass of their own, with BatchNorm on its running statistics
+(`vssl.models.objectives.base.embed_audio`), so they never change how the positives are normalised, nor the
+running statistics, and they are embedded in training as they will be at inference. (vssl's first version
+embedded them in the positives' pass: they entered the batch statistics, and a silence rejected in every training
+batch could still be embedded next to the quietest sound class at inference, cosine 0.76 in a training batch vs
+0.87 at inference on the same images.)
 """
 
 from __future__ import annotations
