@@ -56,7 +56,7 @@ def test_a_sample_does_not_depend_on_split_sizes():
 
 def test_layout_and_reader(tiny_root):
     data = json.loads((tiny_root / "annotations.json").read_text())
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert data["config"] == json.loads(json.dumps(dataclasses.asdict(TINY)))
     assert data["classes"] == synth_class_names(TINY.num_classes)
     counts = {"train": 6, "calibration": 2, "test": 3}
@@ -70,6 +70,18 @@ def test_layout_and_reader(tiny_root):
             (box,) = item.boxes
             assert all(0.0 <= v <= 1.0 for v in box) and box[0] < box[2] and box[1] < box[3]
             assert item.label == item.classes[0] and item.label in data["classes"]
+            assert item.objects[0] == box and len(item.objects) == len(item.classes)  # distractors' boxes follow
+            assert all(0.0 <= v <= 1.0 for obj in item.objects for v in obj)
+
+
+def test_object_boxes_hold_each_object():
+    """The first box is the sounding object's; every object's box lies in the frame, at an object's size."""
+    cfg = dataclasses.replace(TINY, max_distractors=2)
+    sample = next(s for i in range(40) if len((s := render_sample(cfg, "test", i)).objects) == 3)
+    assert sample.objects[0] == sample.box
+    for x0, y0, x1, y1 in sample.objects:
+        assert 0 <= x0 < x1 <= cfg.image_size and 0 <= y0 < y1 <= cfg.image_size
+        assert (x1 - x0) >= 0.1 * cfg.image_size  # objects are 18-40 % of the side
 
 
 def test_audio_is_mono_16k_three_seconds_within_range(tiny_root):

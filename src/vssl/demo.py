@@ -20,6 +20,7 @@ from typing import Any
 from vssl.atomic import write_text_atomic
 from vssl.config import to_dict
 from vssl.data.formats import read_items
+from vssl.data.negatives import UNSEEN_FAMILIES
 from vssl.data.synth import SynthConfig, generate
 from vssl.errors import ConfigError
 from vssl.evaluation import report as R
@@ -106,7 +107,14 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
         t0 = time.perf_counter()
         maps = {
             split: compute_maps(
-                model, items, cfg.eval_batch_size, cfg.train.device, cfg.synth.seed, progress, cfg.eval_repeats
+                model,
+                items,
+                cfg.eval_batch_size,
+                cfg.train.device,
+                cfg.synth.seed,
+                progress,
+                cfg.eval_repeats,
+                unseen=tuple(UNSEEN_FAMILIES) if split == "test" else (),
             )
             for split, items in (("calibration", calibration_items), ("test", test_items))
         }

@@ -20,6 +20,8 @@ class AVItem:
     ``gt_style`` says how the boxes become a ground-truth map: ``"vggss"`` = union of the boxes,
     binary; ``"flickr"`` = one box per annotator, sum / 2 capped at 1 (annotator consensus).
     ``group`` ties items that show the same image with different sounding sources (IS3 pairs, for iIoU).
+    ``objects`` are the boxes of every visible object, sounding or silent (normalised), where the dataset knows
+    them (the synthetic benchmark): what a map that "lights up objects" under negative audio points at.
     """
 
     id: str
@@ -31,6 +33,7 @@ class AVItem:
     classes: tuple[str, ...] = field(default=())
     gt_style: str = "vggss"
     group: str | None = None
+    objects: tuple[tuple[float, float, float, float], ...] = ()
 
     def __post_init__(self):
         if self.gt_style not in GT_STYLES:

@@ -19,6 +19,8 @@ On-disk layout written by :func:`generate` (``{id}`` is e.g. ``train_000123``)::
         {"version": 1, "config": {SynthConfig fields}, "classes": [name, ...],
          "items": [{"id", "split": "train" | "calibration" | "test", "label": class name,
                     "box": [xmin, ymin, xmax, ymax] (pixels, max exclusive: the tight box of the mask),
+                    "objects": [[xmin, ymin, xmax, ymax], ...] (every object, sounding first, then the
+                    distractors in the order of classes_in_frame; a distractor's box is its whole shape),
                     "width", "height", "classes_in_frame": [sounding class, distractor classes...],
                     "inaudible": the source cannot be heard (train split only),
                     "track": "audible" | "quiet" | "muted" | "noisy" | "offscreen"}, ...]}
@@ -51,7 +53,8 @@ from vssl.errors import ConfigError, DatasetError
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "calibration", "test")
-FORMAT_VERSION = 1
+PRETRAIN_STREAM = len(SPLITS)  # the seed stream of the frames-only images of the image pretraining (no split)
+FORMAT_VERSION = 2  # 2: items carry every object's box ("objects")
 _ID_PATTERN = re.compile(r"^(train|calibration|test)_\d{6}$")
 _SUPERSAMPLE = 4  # shapes are drawn 4x larger then box-filtered: anti-aliased edges
 _MAX_ROTATION = 25.0  # degrees; more would turn a square into a diamond
@@ -205,6 +208,7 @@ class SynthSample(NamedTuple):
     label: str
     classes_in_frame: list[str]
     track: str  # "audible"; training split only: "quiet" (source inaudible), "muted" (zeros), "noisy", "offscreen"
+    objects: list[tuple[int, int, int, int]]  # every object's box, in the order of classes_in_frame
 
     @property
     def inaudible(self) -> bool:
@@ -216,14 +220,9 @@ def render_sample(cfg: SynthConfig, split: str, index: int) -> SynthSample:
     """Render sample ``index`` of ``split`` in memory; the waveform is float32 [N] in [-1, 1]."""
     if split not in SPLITS:
         raise DatasetError(f"unknown synth split {split!r}; valid splits: {', '.join(SPLITS)}")
-    image_seq, audio_seq, layout_seq = np.random.SeedSequence([cfg.seed, SPLITS.index(split), index]).spawn(3)
-    label = index % cfg.num_classes  # balanced classes, independent of split sizes
-    layout_rng = np.random.default_rng(layout_seq)
+    (image, mask, objects), layout_rng, audio_seq, label, distractors = _render_frame(cfg, SPLITS.index(split), index)
     others = [c for c in range(cfg.num_classes) if c != label]
-    n_distractors = int(layout_rng.integers(0, cfg.max_distractors + 1))
-    distractors = [int(c) for c in layout_rng.choice(others, size=n_distractors, replace=False)]
     track = _track(cfg, layout_rng.random()) if split == "train" else "audible"
-    image, mask = _render_image(np.random.default_rng(image_seq), cfg.image_size, label, distractors)
     audio_rng = np.random.default_rng(audio_seq)
     heard, absent = label, [c for c in others if c not in distractors]
     if track == "offscreen":  # the sound of a class absent from the frame (none absent: the pair stays audible)
@@ -234,10 +233,34 @@ def render_sample(cfg: SynthConfig, split: str, index: int) -> SynthSample:
         waveform = np.zeros_like(waveform)
     elif track == "noisy":
         waveform = np.clip(waveform + _broadband(audio_rng, len(waveform), cfg.noisy_db), -1.0, 1.0)
-    ys, xs = np.nonzero(mask)
-    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     names = [SYNTH_CLASSES[c].name for c in [label, *distractors]]
-    return SynthSample(image, waveform, box, mask, names[0], names, track)
+    return SynthSample(image, waveform, _tight_box(mask), mask, names[0], names, track, objects)
+
+
+def render_frame(cfg: SynthConfig, index: int, stream: int = PRETRAIN_STREAM) -> tuple[Image.Image, list[int]]:
+    """Frame ``index`` of a frames-only stream (no audio) and the classes it shows (sounding and silent alike):
+    the images of the demo's image pretraining. ``stream`` keeps its seeds apart from every split's."""
+    (image, _, _), _, _, label, distractors = _render_frame(cfg, stream, index)
+    return image, [label, *distractors]
+
+
+def _render_frame(cfg: SynthConfig, stream: int, index: int):
+    """The frame of sample ``index`` of seed stream ``stream`` (a split's index in SPLITS, or another): ((image,
+    mask, object boxes), the layout generator left for the track, the audio seed, label, distractors)."""
+    image_seq, audio_seq, layout_seq = np.random.SeedSequence([cfg.seed, stream, index]).spawn(3)
+    label = index % cfg.num_classes  # balanced classes, independent of split sizes
+    layout_rng = np.random.default_rng(layout_seq)
+    others = [c for c in range(cfg.num_classes) if c != label]
+    n_distractors = int(layout_rng.integers(0, cfg.max_distractors + 1))
+    distractors = [int(c) for c in layout_rng.choice(others, size=n_distractors, replace=False)]
+    frame = _render_image(np.random.default_rng(image_seq), cfg.image_size, label, distractors)
+    return frame, layout_rng, audio_seq, label, distractors
+
+
+def _tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(xmin, ymin, xmax, ymax) of the True pixels, max exclusive."""
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
 def _track(cfg: SynthConfig, u: float) -> str:
@@ -267,18 +290,26 @@ def _broadband(rng: np.random.Generator, n: int, level_db: tuple[float, float]) 
 
 
 def _render_image(rng: np.random.Generator, size: int, label: int, distractors: list[int]):
-    """Background + objects; returns (PIL RGB image, [H, W] bool mask of the sounding object)."""
+    """Background + objects; returns (PIL RGB image, [H, W] bool mask of the sounding object, the box of every
+    object: the sounding one's first, then the distractors')."""
     canvas = _background(rng, size)
     placements = _place_objects(rng, size, 1 + len(distractors))
+    boxes = []
     for cls, placement in zip(distractors, placements[1:], strict=True):
-        _paste_object(rng, canvas, SYNTH_CLASSES[cls], placement)
+        boxes.append(_tight_box(_object_mask(size, *_paste_object(rng, canvas, SYNTH_CLASSES[cls], placement))))
     # The sounding object is drawn last, so it is never hidden even if placement had to overlap.
-    alpha, (x0, y0) = _paste_object(rng, canvas, SYNTH_CLASSES[label], placements[0])
-    mask = np.zeros((size, size), dtype=bool)
-    mask[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]] = alpha >= 0.5
+    mask = _object_mask(size, *_paste_object(rng, canvas, SYNTH_CLASSES[label], placements[0]))
     canvas += 0.012 * rng.standard_normal(canvas.shape, dtype=np.float32)  # sensor noise, so nothing is perfectly flat
     pixels = np.clip(canvas * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return Image.fromarray(pixels, "RGB"), mask
+    return Image.fromarray(pixels, "RGB"), mask, [_tight_box(mask), *boxes]
+
+
+def _object_mask(size: int, alpha: np.ndarray, corner: tuple[int, int]) -> np.ndarray:
+    """``[size, size]`` bool: the pixels an object of coverage ``alpha`` pasted at ``corner`` (x0, y0) covers."""
+    x0, y0 = corner
+    mask = np.zeros((size, size), dtype=bool)
+    mask[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]] = alpha >= 0.5
+    return mask
 
 
 def _paste_object(rng: np.random.Generator, canvas: np.ndarray, cls: SynthClass, placement) -> tuple:
@@ -488,6 +519,7 @@ def _write_sample(cfg: SynthConfig, root: Path, split: str, index: int) -> dict:
         "split": split,
         "label": sample.label,
         "box": list(sample.box),
+        "objects": [list(box) for box in sample.objects],
         "width": cfg.image_size,
         "height": cfg.image_size,
         "classes_in_frame": sample.classes_in_frame,
@@ -552,23 +584,30 @@ def generate(cfg: SynthConfig, root: Path, progress: bool = True) -> Path:
 
 
 def _item_from_entry(root: Path, entry: dict, has_masks: bool, source: Path) -> AVItem:
-    """One annotation entry -> AVItem with the box normalised by the frame size."""
+    """One annotation entry -> AVItem with the boxes normalised by the frame size."""
     try:
         sample_id, width, height = entry["id"], float(entry["width"]), float(entry["height"])
-        xmin, ymin, xmax, ymax = (float(v) for v in entry["box"])
+        boxes = [tuple(float(v) for v in box) for box in [entry["box"], *entry["objects"]]]
         label, classes = entry["label"], tuple(entry["classes_in_frame"])
+        if any(len(box) != 4 for box in boxes):
+            raise ValueError("a box needs 4 numbers")
     except (KeyError, TypeError, ValueError) as exc:
         raise DatasetError(f"{source}: malformed item {entry!r}: {exc}") from exc
-    if not (0 <= xmin < xmax <= width and 0 <= ymin < ymax <= height):
-        raise DatasetError(f"{source}: item {sample_id}: box {entry['box']} is not inside its {width}x{height} frame")
+    for xmin, ymin, xmax, ymax in boxes:
+        if not (0 <= xmin < xmax <= width and 0 <= ymin < ymax <= height):
+            raise DatasetError(
+                f"{source}: item {sample_id}: box {[xmin, ymin, xmax, ymax]} is not inside its {width}x{height} frame"
+            )
+    normalised = [(x0 / width, y0 / height, x1 / width, y1 / height) for x0, y0, x1, y1 in boxes]
     return AVItem(
         id=sample_id,
         image=root / "frames" / f"{sample_id}.jpg",
         audio=root / "audio" / f"{sample_id}.wav",
-        boxes=((xmin / width, ymin / height, xmax / width, ymax / height),),
+        boxes=(normalised[0],),
         mask=root / "masks" / f"{sample_id}.png" if has_masks else None,
         label=label,
         classes=classes,
+        objects=tuple(normalised[1:]),
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 import numpy as np
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from vssl.data.dataset import AVDataset
 from vssl.data.items import AVItem
-from vssl.data.negatives import silence, white_noise
+from vssl.data.negatives import silence, unseen_noise, white_noise
 from vssl.errors import DatasetError, MediaError
 from vssl.evaluation.scoring import MapSet
 from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
@@ -36,7 +36,9 @@ NEGATIVES = CONDITIONS[1:]
 class EvalMaps:
     """Cosine maps per condition: ``maps["positive"]`` ``[N, h, w]`` in item order; ``silence`` ``[N, h, w]``;
     ``noise`` and ``offscreen`` ``[R*N, h, w]`` repeat-major (map ``r*N + i`` belongs to item ``i``).
-    ``similarity`` ``[N, N]``: max-pooled cosine of image i with audio j (retrieval)."""
+    ``similarity`` ``[N, N]``: max-pooled cosine of image i with audio j (retrieval). ``unseen``: maps under noise
+    families no model trains on (`vssl.data.negatives.UNSEEN_FAMILIES`), ``[R*N, h, w]`` each, repeat-major;
+    kept apart from the protocol's negatives (calibration, pIA)."""
 
     items: list[AVItem]
     maps: dict[str, torch.Tensor]
@@ -44,6 +46,7 @@ class EvalMaps:
     offscreen_source: list[str]
     seeds: list[int]
     similarity: torch.Tensor | None = None
+    unseen: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def map_set(self) -> MapSet:
         negatives = {n: self.maps[n] for n in NEGATIVES}
@@ -128,8 +131,10 @@ def compute_maps(
     progress: bool = True,
     repeats: int = 1,
     retrieval: bool = True,
+    unseen: tuple[str, ...] = (),
 ) -> EvalMaps:
-    """Maps of every item under the four conditions (model in eval mode, on ``device``).
+    """Maps of every item under the four conditions (model in eval mode, on ``device``), and under the noise
+    families ``unseen`` (one clip per repeat; family k of repeat seed s drawn with seed ``s + 100 * (k + 1)``).
 
     Every item is evaluated: an unreadable image or audio file raises `MediaError` naming it.
     """
@@ -143,8 +148,16 @@ def compute_maps(
     audio = encode_clips(model, dataset, batch_size, device, progress)
     silence_emb = model.encode_waveform(silence(1, num_samples).to(device))
     noise_emb = model.encode_waveform(torch.stack([noise_clip(s, num_samples) for s in seeds]).to(device))
+    unseen_emb = {
+        family: model.encode_waveform(
+            torch.cat(
+                [unseen_noise(family, 1, num_samples, torch.Generator().manual_seed(s + 100 * (k + 1))) for s in seeds]
+            ).to(device)
+        )
+        for k, family in enumerate(unseen)
+    }
     out: dict[str, list[torch.Tensor]] = {c: [] for c in CONDITIONS}
-    per_repeat: dict[str, list[list[torch.Tensor]]] = {c: [[] for _ in seeds] for c in ("noise", "offscreen")}
+    per_repeat: dict[str, list[list[torch.Tensor]]] = {c: [[] for _ in seeds] for c in ("noise", "offscreen", *unseen)}
     sims = []
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="images", unit="batch"):
         idx = list(range(start, min(start + batch_size, n)))
@@ -154,11 +167,14 @@ def compute_maps(
         for r in range(repeats):
             per_repeat["noise"][r].append(paired_maps(img, noise_emb[r : r + 1].expand(len(idx), -1)).cpu())
             per_repeat["offscreen"][r].append(paired_maps(img, audio[[partners[r][i] for i in idx]]).cpu())
+            for family, emb in unseen_emb.items():
+                per_repeat[family][r].append(paired_maps(img, emb[r : r + 1].expand(len(idx), -1)).cpu())
         if retrieval:
             sims.append(pairwise_maps(img, audio).flatten(2).amax(2).cpu())
     maps = {c: torch.cat(out[c]) for c in ("positive", "silence")}
     for cond, parts in per_repeat.items():
         maps[cond] = torch.cat([torch.cat(p) for p in parts])
+    unseen_maps = {family: maps.pop(family) for family in unseen}
     owners = {
         "silence": torch.arange(n),
         "noise": torch.arange(n).repeat(repeats),
@@ -171,4 +187,5 @@ def compute_maps(
         offscreen_source=[items[j].id for p in partners for j in p],
         seeds=seeds,
         similarity=torch.cat(sims) if retrieval else None,
+        unseen=unseen_maps,
     )

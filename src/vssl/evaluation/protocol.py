@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from vssl.evaluation import gt as G
+from vssl.evaluation import metrics as M
+from vssl.evaluation.abstention import abstention_metrics
 from vssl.evaluation.maps import NEGATIVES, EvalMaps, offscreen_rule
 from vssl.evaluation.retrieval import recall_at_k
-from vssl.evaluation.scoring import ScoreConfig, calibrate_maps, score
+from vssl.evaluation.scoring import ScoreConfig, calibrate_maps, negative_maxima, score
 from vssl.evaluation.summary import summarise
 
 DEFAULT = ScoreConfig()
@@ -50,24 +54,35 @@ def full_result(run: EvalMaps, thresholds: dict[str, float], cfg: ScoreConfig = 
     result["offscreen_rule"] = offscreen_rule(run.items)
     if run.similarity is not None:
         result["retrieval"] = recall_at_k(run.similarity)
+    peaks = {"positive": per.positive["peak"]} | {name: v["peak"] for name, v in per.negatives.items()}
+    objects, sources = [item.objects for item in run.items], [item.boxes for item in run.items]
+    audible = gt.visible if gt.visible.any() else torch.ones_like(gt.visible)  # as summarise compares them
+    result["abstention"] = abstention_metrics(peaks, run.maps, run.owners, objects, sources, audible)
+    positive = per.positive["peak"][audible]
+    result["abstention"]["unseen"] = {
+        family: M.roc_auc(positive, negative_maxima({family: maps}, cfg)) for family, maps in run.unseen.items()
+    }
     result["_per_sample"] = per  # dropped before writing JSON; used for CSV and figures
     return result
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
-    """The demo contract M: thresholds, ciou, ap50, auc, pia/aoc/separability per negative, f_pos_neg."""
+    """The demo contract M: thresholds, ciou, ap50, auc, pia/aoc/separability per negative, f_pos_neg, and
+    (ours, `vssl.evaluation.abstention`) hallucination, tpr_at_5fpr, below_half, median_peak, pointing, unseen."""
     pos, negs = result["positive"], result["negatives"]
     return {
         "thresholds": result["thresholds"],
         "ciou": pos["universal_ciou_mean"],
         "ap50": pos["universal_ap50"],
         "auc": pos["universal_auc"],
+        "adaptive_ap50": pos["adaptive_ap50"],
         "median_ap50": pos["median_ap50"],
         "median_auc": pos["median_auc"],
         "pia": {n: negs[n]["pia"] for n in NEGATIVES},
         "aoc": {n: negs[n]["aoc"] for n in NEGATIVES},
         "separability": {n: negs[n]["separability"] for n in NEGATIVES},
         "f_pos_neg": result["f_pos_neg"],
+        **result["abstention"],
         "n": {"test": result["n"]["samples"], "visible": result["n"]["visible"]},
     }
 
