@@ -6,6 +6,9 @@ from vssl.data.synth import SynthConfig
 from vssl.demo import DemoConfig, demo_config, run_demo
 from vssl.models.objectives.sslsan import SSLSaNConfig
 from vssl.train.loop import TrainConfig
+from vssl.train.pretrain import PretrainConfig
+
+TINY_PRETRAIN = PretrainConfig(images=16, held_out=4, epochs=1, batch_size=8)
 
 METRIC_KEYS = {"thresholds", "ciou", "ap50", "auc", "pia", "aoc", "separability", "f_pos_neg"}
 NEGATIVES = {"silence", "noise", "offscreen"}
@@ -23,6 +26,7 @@ def test_tiny_demo_writes_the_promised_report(tmp_path):
         synth=SynthConfig(n_train=16, n_calibration=8, n_test=8, image_size=64),
         train=TrainConfig(model="test", epochs=1, batch_size=8, lr=1e-3, cache=True),
         eval_batch_size=4,
+        pretrain=TINY_PRETRAIN,
     )
     report = run_demo(cfg, tmp_path, progress=False)
     on_disk = json.loads((tmp_path / "report.json").read_text())
@@ -61,8 +65,9 @@ def test_the_arms_differ_only_in_the_negatives_and_ablated_sslsan_is_the_baselin
     cfg = DemoConfig(
         synth=SynthConfig(n_train=16, n_calibration=8, n_test=8, image_size=64),
         train=TrainConfig(model="test", epochs=2, batch_size=8, lr=1e-3, precise_bn_batches=2),
-        sslsan=SSLSaNConfig(negative_columns=False, flatness_weight=0.0),
+        sslsan=SSLSaNConfig(negative_columns=False, flatness_weight=0.0, level_weight=0.0),
         eval_batch_size=4,
+        pretrain=TINY_PRETRAIN,
         eval_repeats=2,
     )
     report = run_demo(cfg, tmp_path, progress=False)
@@ -91,6 +96,7 @@ def test_demo_compares_every_method_with_and_without_sslsan(tmp_path):
         synth=SynthConfig(n_train=8, n_calibration=4, n_test=4, image_size=64),
         train=TrainConfig(model="test", epochs=1, batch_size=4, lr=1e-3),
         eval_batch_size=4,
+        pretrain=TINY_PRETRAIN,
         eval_repeats=1,
         compare=("slavc", "fnac", "lvs"),
     )

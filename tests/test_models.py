@@ -85,7 +85,7 @@ def test_sslsan_parts_switch_off_to_the_base_objective():
     model = create_model("test").eval()
     n = AudioConfig().num_samples
     batch = Batch(images=torch.randn(3, 3, 64, 64), waves=torch.randn(3, n) * 0.1, step=0)
-    off = SSLSaNConfig(negative_columns=False, flatness_weight=0.0)
+    off = SSLSaNConfig(negative_columns=False, flatness_weight=0.0, level_weight=0.0)
     with torch.no_grad():
         base = create_objective(ObjectiveConfig(name="ezvsl"), n, 0)(model, batch)["loss"]
         ablated = create_objective(ObjectiveConfig(name="sslsan", sslsan=off), n, 0)(model, batch)
@@ -115,7 +115,11 @@ def test_flatness_pushes_negative_maps_down_without_lifting_the_positive_peak():
     def wave_gradient(flatness_weight: float, lift_positive: bool = False) -> torch.Tensor:
         waves = (torch.randn(3, n, generator=torch.Generator().manual_seed(1)) * 0.1).requires_grad_()
         cfg = SSLSaNConfig(
-            negative_columns=False, flatness_weight=flatness_weight, margin=5.0, lift_positive=lift_positive
+            negative_columns=False,
+            flatness_weight=flatness_weight,
+            margin=5.0,
+            lift_positive=lift_positive,
+            level_weight=0.0,
         )
         out = create_objective(ObjectiveConfig(name="sslsan", sslsan=cfg), n, 0)(model, Batch(images, waves, 0))
         assert flatness_weight == 0 or out["flatness_loss"] > 0  # margin 5: every hinge is active

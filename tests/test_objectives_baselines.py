@@ -201,9 +201,20 @@ def test_sslsan_on_slavc_by_hand_with_a_silence_column():
         return max(mean_head_map(i, p, j) for p in range(2))
 
     flatness = sum(max(0.0, peak(i, 2) - peak(i, i) + 0.3) for i in range(2)) / 2  # audio 2: the silence
+
+    def smooth_hinge(x: float, t: float = 0.05) -> float:
+        return t * math.log1p(math.exp(x / t))
+
+    level = sum(smooth_hinge(peak(i, 2)) for i in range(2)) / 2  # negative peaks around cosine 0
     assert out["contrastive_loss"].item() == pytest.approx(contrastive, abs=1e-5)
     assert out["flatness_loss"].item() == pytest.approx(flatness, abs=1e-6) and flatness > 0
-    assert out["loss"].item() == pytest.approx(contrastive + flatness, abs=1e-5)
+    assert out["level_loss"].item() == pytest.approx(level, abs=1e-6) and level > 0
+    assert out["loss"].item() == pytest.approx(contrastive + flatness + level, abs=1e-5)
+    lifting = create_objective(ObjectiveConfig(name="sslsan+slavc", sslsan=replace(cfg, level_positives=True)), N, 0)(
+        model, hand_batch()
+    )
+    lifted = level + sum(smooth_hinge(-peak(i, i)) for i in range(2)) / 2  # positive peaks above cosine 0 too
+    assert lifting["level_loss"].item() == pytest.approx(lifted, abs=1e-6)
 
 
 def expected_fnac(img, aud, tau, threshold=0.6) -> tuple[float, list[float]]:
@@ -337,7 +348,7 @@ def test_variants_survive_a_release_round_trip(tmp_path, size):
 # ---------------------------------------------------------------- SSL-SaN's negatives leave the base alone
 
 BASES = [("ezvsl", "test"), ("slavc", "slavc_test"), ("fnac", "test"), ("lvs", "lvs_test")]
-OFF = SSLSaNConfig(negative_columns=False, flatness_weight=0.0)
+OFF = SSLSaNConfig(negative_columns=False, flatness_weight=0.0, level_weight=0.0)
 
 
 def _step(cfg: ObjectiveConfig, model: torch.nn.Module, batch: Batch, wrt: torch.Tensor | None = None):
@@ -388,7 +399,7 @@ def test_flatness_alone_never_reaches_the_positive_clips(name, size):
         w = waves.clone().requires_grad_()
         return _step(cfg, on, Batch(images=images, waves=w, step=6, epoch=6), wrt=w)[1]["input"]
 
-    flat = SSLSaNConfig(negative_columns=False, flatness_weight=1.0, margin=5.0)  # margin 5: every hinge active
+    flat = SSLSaNConfig(negative_columns=False, flatness_weight=1.0, margin=5.0, level_weight=0.0)  # every hinge on
     assert torch.equal(
         wave_gradient(ObjectiveConfig(name=name), model),
         wave_gradient(ObjectiveConfig(name=f"sslsan+{name}", sslsan=flat), twin),

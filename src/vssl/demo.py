@@ -1,11 +1,13 @@
 """``vssl demo``: the paper's headline effect on the built-in synthetic benchmark, on a CPU, no downloads.
 
-Builds (or reuses) the synthetic benchmark, trains the positive-only baseline (EZ-VSL) and SSL-SaN
-with the same seed, data, model and budget, calibrates universal thresholds on the calibration split,
+Builds (or reuses) the synthetic benchmark, pretrains (or reuses) an object-aware image trunk as every
+published model starts from one (`vssl.train.pretrain`, the demo's ImageNet), trains the positive-only
+baseline (EZ-VSL) and SSL-SaN from it with the same seed, data, model and budget, calibrates universal
+thresholds on the calibration split,
 evaluates both on the test split under positive, silence, noise and offscreen audio, and writes
 
     DIR/report.md, DIR/report.json, DIR/figures/*.png, DIR/models/{baseline,sslsan}/ (release folders)
-    DIR/data/ (the benchmark), DIR/runs/{baseline,sslsan}/ (training runs, resumable)
+    DIR/data/ (the benchmark), DIR/pretrained/SIZE/ (the image trunk), DIR/runs/{baseline,sslsan}/ (resumable)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from vssl.models.objectives import BASE_OBJECTIVES, ObjectiveConfig
 from vssl.models.objectives.sslsan import SSLSaNConfig
 from vssl.models.release import load_model, save_release
 from vssl.train.loop import TrainConfig, resumable, train
+from vssl.train.pretrain import PretrainConfig, pretrain_image_trunk
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class DemoConfig:
         )
     )  # PreciseBN for both methods: inference normalises as the final weights train, not as a lagging average
     sslsan: SSLSaNConfig = field(default_factory=SSLSaNConfig)  # SSL-SaN's negatives (the baseline has none)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # (ours) both arms' image trunk start
     eval_batch_size: int = 64
     eval_repeats: int = 10  # negative draws pooled in evaluation (noise clip, offscreen partners), seeded
     compare: tuple[str, ...] = ()  # more base methods (slavc, fnac, lvs), each trained with and without SSL-SaN
@@ -76,8 +80,25 @@ def demo_config(quick: bool = False, seed: int = 0, device: str = "cpu") -> Demo
         cfg = DemoConfig(
             synth=SynthConfig(n_train=1000, n_calibration=150, n_test=200),
             train=replace(cfg.train, epochs=10),
+            pretrain=replace(cfg.pretrain, images=2000, epochs=4),
         )
     return replace(cfg, synth=replace(cfg.synth, seed=seed), train=replace(cfg.train, seed=seed, device=device))
+
+
+def image_start(cfg: DemoConfig, size: str, out: Path, progress: bool = True) -> str:
+    """The ``image_init`` of the arms of model size ``size``: the trunk pretrained under ``out/pretrained/SIZE``
+    (made once, then reused), or the training config's own when pretraining is off."""
+    if not cfg.pretrain.images:
+        return cfg.train.image_init
+    folder = out / "pretrained" / size
+    return str(pretrain_image_trunk(cfg.synth, size, cfg.pretrain, folder, cfg.train.seed, progress))
+
+
+def arm_config(
+    cfg: DemoConfig, objective: ObjectiveConfig, size: str, spec: str, image_init: str, progress: bool = True
+) -> TrainConfig:
+    """The training config of one arm: the demo's shared budget with this arm's objective and model."""
+    return replace(cfg.train, data=spec, objective=objective, model=size, image_init=image_init, progress=progress)
 
 
 def _train_method(cfg: TrainConfig, run_dir: Path) -> Path:
@@ -101,7 +122,10 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     methods: dict[str, Any] = {}
     for name, (objective, size) in cfg.methods().items():
         t0 = time.perf_counter()
-        tcfg = replace(cfg.train, data=spec, objective=objective, model=size, progress=progress)
+        image_init = image_start(cfg, size, out, progress)
+        timing[f"image_start_{name}_s"] = time.perf_counter() - t0  # pretraining, or reading its record
+        t0 = time.perf_counter()
+        tcfg = arm_config(cfg, objective, size, spec, image_init, progress)
         model = load_model(_train_method(tcfg, out / "runs" / name), device=cfg.train.device)
         timing[f"train_{name}_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()

@@ -56,35 +56,37 @@ def maxima_histogram(run: EvalMaps, thresholds: dict[str, float], title: str, pa
 
 
 def example_grid(run: EvalMaps, title: str, path: Path, count: int = 4) -> Path:
-    """Rows of examples; columns = frame, then the map under each condition on a fixed [0, 1] scale."""
+    """Rows of examples; columns = the frame (the sounding object's box in green, silent objects' in white), then
+    the map under each condition, and under the first unseen noise family if any, on the fixed (cos+1)/2 scale
+    [0, 1] (a map that stays dark is dark here; no per-map stretching)."""
     count = min(count, len(run.items))
-    fig, axes = plt.subplots(
-        count, 1 + len(CONDITIONS), figsize=(2.2 * (1 + len(CONDITIONS)), 2.3 * count), squeeze=False
-    )
+    columns = [(cond, run.maps[cond]) for cond in CONDITIONS]
+    columns += [(f"{family} (unseen)", maps) for family, maps in list(run.unseen.items())[:1]]
+    fig, axes = plt.subplots(count, 1 + len(columns), figsize=(2.2 * (1 + len(columns)), 2.3 * count), squeeze=False)
     for row in range(count):
         item = run.items[row]
         frame = load_image(item.image)
         axes[row, 0].imshow(frame)
         w, h = frame.size
-        for x0, y0, x1, y1 in item.boxes:
-            axes[row, 0].add_patch(
-                plt.Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, fill=False, color="lime", lw=1.5)
-            )
+        silent = [box for box in item.objects if box not in item.boxes]
+        for boxes, colour, style in ((silent, "white", "--"), (item.boxes, "lime", "-")):
+            for x0, y0, x1, y1 in boxes:
+                axes[row, 0].add_patch(
+                    plt.Rectangle(
+                        (x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, fill=False, color=colour, lw=1.5, ls=style
+                    )
+                )
         axes[row, 0].set_title(item.label or item.id, fontsize=7)
-        for col, cond in enumerate(CONDITIONS, start=1):
-            unit = M.to_unit_scale(M.upsample(run.maps[cond][row : row + 1]))[0]
+        for col, (name, maps) in enumerate(columns, start=1):
+            unit = M.to_unit_scale(M.upsample(maps[row : row + 1]))[0]  # repeat 0 of repeat-major maps
             image = axes[row, col].imshow(unit.numpy(), vmin=0.0, vmax=1.0, cmap="jet")
-            axes[row, col].set_title(f"{cond}\nmin {unit.min():.2f} max {unit.max():.2f}", fontsize=7)
+            axes[row, col].set_title(f"{name}\nmin {unit.min():.2f} max {unit.max():.2f}", fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(image, ax=axes, shrink=0.6, label="(cos+1)/2")
     fig.suptitle(title)
     return _save(fig, path)
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -94,15 +96,17 @@ def markdown(report: dict[str, Any]) -> str:
     header = "| metric | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
 
     def row(label: str, get) -> str:
-        return f"| {label} | " + " | ".join(_pct(get(methods[n])) for n in names) + " |\n"
+        return f"| {label} | " + " | ".join(_fmt(get(methods[n])) for n in names) + " |\n"
 
     lines = [f"# {report.get('title', 'vssl report')}\n", "Values in %. " + report.get("summary", "") + "\n"]
     lines.append("## Positive audio (visible samples)\n\n" + header)
     lines.append(row(f"cIoU mean ({HEADLINE_THRESHOLD})", lambda m: m["ciou"]))
     lines.append(row(f"AP50 ({HEADLINE_THRESHOLD})", lambda m: m["ap50"]))
     lines.append(row(f"AUC ({HEADLINE_THRESHOLD})", lambda m: m["auc"]))
+    lines.append(row("AP50 (adaptive: top-k pixels, k = object area)", lambda m: m["adaptive_ap50"]))
     lines.append(row("AP50 (median protocol)", lambda m: m["median_ap50"]))
     lines.append(row("AUC (median protocol)", lambda m: m["median_auc"]))
+    lines.append(row("pointing (ours: peak inside the sounding box)", lambda m: m["pointing"]))
     lines.append("\n## Negative audio\n\n" + header)
     for neg in NEGATIVES:
         lines.append(row(f"pIA {neg} (lower is better)", lambda m, n=neg: m["pia"][n]))
@@ -111,6 +115,18 @@ def markdown(report: dict[str, Any]) -> str:
     for neg in NEGATIVES:
         lines.append(row(f"separability {neg} (ROC-AUC)", lambda m, n=neg: m["separability"][n]))
     lines.append(row("F_pos_neg", lambda m: m["f_pos_neg"]))
+    lines.append("\n## Abstention (ours)\n\n" + header)
+    for neg in NEGATIVES:
+        lines.append(row(f"object hallucination {neg} (lower is better)", lambda m, n=neg: m["hallucination"][n]))
+    for neg in NEGATIVES:
+        lines.append(row(f"TPR at 5 % FPR, {neg}", lambda m, n=neg: m["tpr_at_5fpr"][n]))
+    for cond in ("positive", *NEGATIVES):
+        lines.append(row(f"maps at or below 0.5 (fixed threshold), {cond}", lambda m, c=cond: m["below_half"][c]))
+    for cond in ("positive", *NEGATIVES):
+        lines.append(row(f"median map maximum, {cond}", lambda m, c=cond: m["median_peak"][c]))
+    families = sorted({family for m in methods.values() for family in m.get("unseen", {})})
+    for family in families:
+        lines.append(row(f"separability, unseen noise: {family}", lambda m, f=family: m["unseen"].get(f)))
     lines.append("\n## Calibrated universal thresholds, (cos+1)/2\n\n" + header)
     for name in ("max", "max10", "maxq3"):
         lines.append(f"| {name} | " + " | ".join(f"{methods[n]['thresholds'][name]:.4f}" for n in names) + " |\n")

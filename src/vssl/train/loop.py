@@ -38,6 +38,7 @@ from vssl.config import dump_yaml, from_dict, to_dict
 from vssl.data.dataset import training_dataset
 from vssl.data.skipping import UNREADABLE, SkipUnreadable, collate_readable, readable_count
 from vssl.errors import ConfigError, TrainingError, TrainingStopped
+from vssl.models.image_init import IMAGE_INITS, init_image_trunk
 from vssl.models.localizer import AVLocalizer, ModelConfig
 from vssl.models.norm import batchnorms
 from vssl.models.objectives import ObjectiveConfig, create_objective
@@ -69,6 +70,7 @@ class TrainConfig:
     data: str = ""  # data spec FORMAT:ROOT, e.g. synth:./vssl-demo/data, or cache:ROOT (a vssl cache folder)
     split: str = "train"  # split of the dataset to train on
     model: str = "resnet18"  # model size from the registry: resnet18, small, test
+    image_init: str = "none"  # image trunk's start: none, imagenet (torchvision's ResNet-18 weights) or a weights file
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     epochs: int = 20
     batch_size: int = 128  # pairs per optimiser step, over all processes and accumulated micro-batches
@@ -103,6 +105,8 @@ class TrainConfig:
 def _validate(cfg: TrainConfig) -> None:
     if not cfg.data:
         raise ConfigError("train: no data spec given (data=FORMAT:ROOT)")
+    if cfg.image_init not in IMAGE_INITS and not Path(cfg.image_init).is_file():
+        raise ConfigError(f"train: image_init={cfg.image_init!r} is neither one of {list(IMAGE_INITS)} nor a file")
     if cfg.amp not in AMP_DTYPES:
         raise ConfigError(f"train: amp={cfg.amp!r} is not one of {sorted(AMP_DTYPES)}")
     if cfg.lr_schedule not in LR_SCHEDULES:
@@ -234,6 +238,8 @@ def _prepare_model(cfg: TrainConfig, env: DistEnv, state: dict[str, Any] | None)
     model = create_model(cfg.model)
     if state is not None:
         model.load_state_dict(state["model"])
+    else:
+        init_image_trunk(model, cfg.image_init)
     if cfg.sync_batchnorm and env.distributed:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(env.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
