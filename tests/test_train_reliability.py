@@ -289,9 +289,12 @@ def test_kill_9_at_a_random_moment_then_resume_gives_the_uninterrupted_weights(t
     proc.kill()  # SIGKILL: no handler, no cleanup; mid-step, mid-row or mid-checkpoint
     proc.communicate()
     assert not (run / "model").exists(), f"the run finished before the kill at {moment}"
-    step = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+    # read as resume reads it: last.pt, or the previous checkpoint when the kill fell between the two renames of a
+    # checkpoint write (last.pt already stepped back, the new one not yet in place: one more interval lost)
+    state, source = latest_checkpoint(run / "checkpoints")
+    step, lost = state["step"], 2 if source.name == "last.pt" else 4
     logged = max(int(r["step"]) for r in _rows(run))
-    assert 0 < step and logged - step <= 2, (moment, step, logged)  # at most one checkpoint interval lost
+    assert 0 < step and logged - step <= lost, (moment, source.name, step, logged)
     _assert_identical(uninterrupted, _weights(train(_config(synth_spec), run, resume=True)))
     assert [int(r["step"]) for r in _rows(run)] == list(range(1, 19))
     assert not list(run.rglob("*.tmp"))  # the killed run's temporaries are cleared on resume
