@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train baseline and SSL-SaN on the built-in synthetic benchmark and compare")
     demo.add_argument("--out", default="vssl-demo", help="output folder (default: ./vssl-demo)")
-    demo.add_argument("--quick", action="store_true", help="smaller benchmark and budget (about 3 minutes on a CPU)")
+    demo.add_argument("--quick", action="store_true", help="smaller benchmark and budget (about 2½ minutes on 2 cores)")
     demo.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
     demo.add_argument("--seed", type=int, default=0, help="seed of the benchmark, training and negatives")
     demo.add_argument(
