@@ -65,6 +65,13 @@ class GroundTruth:
         )
 
     @property
+    def audible(self) -> torch.Tensor:
+        """``[N]`` bool: the samples whose own audio counts as positive: the visible ones, or every sample of a set
+        without any annotation (a training set, a plain folder)."""
+        visible = self.visible
+        return visible if visible.any() else torch.ones_like(visible)
+
+    @property
     def num_boxes(self) -> torch.Tensor:
         return torch.tensor([len(b) for b in self.boxes], dtype=torch.long)
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from vssl.evaluation import gt as G
 from vssl.evaluation import metrics as M
 from vssl.evaluation.abstention import abstention_metrics
@@ -56,7 +54,7 @@ def full_result(run: EvalMaps, thresholds: dict[str, float], cfg: ScoreConfig = 
         result["retrieval"] = recall_at_k(run.similarity)
     peaks = {"positive": per.positive["peak"]} | {name: v["peak"] for name, v in per.negatives.items()}
     objects, sources = [item.objects for item in run.items], [item.boxes for item in run.items]
-    audible = gt.visible if gt.visible.any() else torch.ones_like(gt.visible)  # as summarise compares them
+    audible = gt.audible
     result["abstention"] = abstention_metrics(peaks, run.maps, run.owners, objects, sources, audible)
     positive = per.positive["peak"][audible]
     result["abstention"]["unseen"] = {

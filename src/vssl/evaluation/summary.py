@@ -73,9 +73,7 @@ def summarise(
         "negatives": {},
     }
     result["n"]["negatives"] = {name: int(v["pia"].numel()) for name, v in per.negatives.items()}
-    # positives compared with negatives: the visible samples; in a set without any annotation (a training
-    # set, a plain folder) every sample's own audio is taken as positive
-    audible = visible if visible.any() else torch.ones_like(visible)
+    audible = gt.audible  # positives compared with negatives
     pos_peak = pos["peak"][audible]
     for name, neg in per.negatives.items():
         result["negatives"][name] = {

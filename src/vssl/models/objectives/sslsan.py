@@ -86,15 +86,13 @@ class SSLSaN(torch.nn.Module):
         parts = {k: v for k, v in out.losses.items() if k != "loss"}
         parts["contrastive_loss"] = loss.detach()
         neg_peaks = out.negative_maps.flatten(2).amax(dim=-1)  # [B, K] cosine peak of each image with each negative
+        pos_peaks = out.positive_maps.flatten(1).amax(dim=-1)  # [B] cosine peak of each image with its own audio
         if self.cfg.flatness_weight > 0 and neg_peaks.numel():
-            pos_peaks = out.positive_maps.flatten(1).amax(dim=-1, keepdim=True)  # [B, 1]
-            if not self.cfg.lift_positive:
-                pos_peaks = pos_peaks.detach()
-            flatness = F.relu(neg_peaks - pos_peaks + self.cfg.margin).mean()
+            bar = pos_peaks[:, None] if self.cfg.lift_positive else pos_peaks[:, None].detach()
+            flatness = F.relu(neg_peaks - bar + self.cfg.margin).mean()
             loss = loss + self.cfg.flatness_weight * flatness
             parts["flatness_loss"] = flatness.detach()
         if self.cfg.level_weight > 0:
-            pos_peaks = out.positive_maps.flatten(1).amax(dim=-1)
             t, level = self.cfg.level_temperature, self.cfg.level
             anchor = pos_peaks.new_zeros(())
             if self.cfg.level_positives:
