@@ -73,6 +73,11 @@ def load_model(name_or_path: str | Path, device: str = "cpu") -> AVLocalizer:
     return model.eval().to(device)
 
 
+def read_architecture(folder: str | Path) -> ModelConfig:
+    """The architecture of the release in ``folder`` (its ``config.json``'s ``model`` section)."""
+    return _model_config(read_release_config(folder), Path(folder) / "config.json")
+
+
 def _model_config(config: dict[str, Any], path: Path) -> ModelConfig:
     """The architecture recorded in a release's ``config.json`` (its ``model`` section)."""
     if not isinstance(config.get("model"), dict):

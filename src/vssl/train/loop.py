@@ -43,7 +43,7 @@ from vssl.models.localizer import AVLocalizer, ModelConfig
 from vssl.models.norm import batchnorms
 from vssl.models.objectives import ObjectiveConfig, create_objective
 from vssl.models.registry import create_model, model_config
-from vssl.models.release import save_release
+from vssl.models.release import load_model, read_architecture, save_release
 from vssl.train.checkpoint import LAST, latest_checkpoint, remove_temporaries, save_checkpoint
 from vssl.train.distributed import DistEnv, init_distributed
 from vssl.train.metrics import MetricsLog
@@ -71,6 +71,8 @@ class TrainConfig:
     split: str = "train"  # split of the dataset to train on
     model: str = "resnet18"  # model size from the registry: resnet18, small, test
     image_init: str = "none"  # image trunk's start: none, imagenet (torchvision's ResNet-18 weights) or a weights file
+    init: str = ""  # a release folder (vssl train / convert / demo) to start every weight from, e.g. a converted
+    # official checkpoint; its architecture replaces `model`, and its keys must match exactly; "" = no folder
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     epochs: int = 20
     batch_size: int = 128  # pairs per optimiser step, over all processes and accumulated micro-batches
@@ -107,6 +109,10 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError("train: no data spec given (data=FORMAT:ROOT)")
     if cfg.image_init not in IMAGE_INITS and not Path(cfg.image_init).is_file():
         raise ConfigError(f"train: image_init={cfg.image_init!r} is neither one of {list(IMAGE_INITS)} nor a file")
+    if cfg.init and cfg.image_init != "none":
+        raise ConfigError(
+            f"train: init={cfg.init} sets every weight; image_init={cfg.image_init!r} would be overwritten"
+        )
     if cfg.amp not in AMP_DTYPES:
         raise ConfigError(f"train: amp={cfg.amp!r} is not one of {sorted(AMP_DTYPES)}")
     if cfg.lr_schedule not in LR_SCHEDULES:
@@ -170,9 +176,14 @@ def run_differences(state: dict, cfg: TrainConfig) -> list[str]:
     changed = [
         f"{k}: {saved[k]!r} -> {current[k]!r}" for k in current if k not in RESUMABLE_CHANGES and saved[k] != current[k]
     ]
-    if _saved_architecture(state) != model_config(cfg.model):
-        changed.append(f"architecture of model {cfg.model!r}")
+    if _saved_architecture(state) != architecture(cfg):
+        changed.append(f"architecture of model {cfg.init or cfg.model!r}")
     return changed
+
+
+def architecture(cfg: TrainConfig) -> ModelConfig:
+    """The network a run trains: the ``init`` folder's architecture when given, else the ``model`` size's."""
+    return read_architecture(cfg.init) if cfg.init else model_config(cfg.model)
 
 
 def _saved_architecture(state: dict) -> ModelConfig | None:
@@ -235,9 +246,12 @@ def _warn_pool_change(cfg: TrainConfig, saved_world: int, world: int) -> None:
 def _prepare_model(cfg: TrainConfig, env: DistEnv, state: dict[str, Any] | None) -> AVLocalizer:
     """The model on its device, in its memory format, with the checkpoint's weights and the speed options."""
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model)
+    model = create_model(architecture(cfg))
     if state is not None:
         model.load_state_dict(state["model"])
+    elif cfg.init:
+        model.load_state_dict(load_model(cfg.init).state_dict())  # strict: every key, every shape
+        log.info("every weight starts from %s", cfg.init)
     else:
         init_image_trunk(model, cfg.image_init)
     if cfg.sync_batchnorm and env.distributed:
