@@ -292,14 +292,11 @@ def _tukey(n: int, alpha: float, device: torch.device, dtype: torch.dtype) -> to
     return w.to(device, dtype)
 
 
-def log_spectrogram(waves: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> torch.Tensor:
-    """Log power spectral density of ``waves [..., T]`` -> ``[..., 1, num_freqs, frames]``.
-
-    For ``[B, 48000]`` at the defaults: ``[B, 1, 257, 200]``. Segments of ``nperseg`` samples
-    every ``hop``, mean removed, Tukey-windowed, one-sided |FFT|^2 / (fs * sum(w^2)), doubled
-    except at DC and Nyquist; then ``log(S + log_eps) / log_divisor``. Runs on the input's
-    device in float32 (float64 if given float64), also under autocast.
-    """
+def power_spectrogram(waves: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> torch.Tensor:
+    """Power spectral density of ``waves [..., T]`` -> ``[..., 1, num_freqs, frames]`` (`log_spectrogram` before
+    its log): segments of ``nperseg`` samples every ``hop``, mean removed, Tukey-windowed, one-sided
+    |FFT|^2 / (fs * sum(w^2)), doubled except at DC and Nyquist. Float32 (float64 if given float64), also under
+    autocast."""
     if waves.shape[-1] < cfg.nperseg:
         raise ValueError(f"waveform has {waves.shape[-1]} samples, fewer than nperseg={cfg.nperseg}")
     dtype = torch.float64 if waves.dtype == torch.float64 else torch.float32
@@ -313,8 +310,19 @@ def log_spectrogram(waves: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> to
         # One-sided density: every bin but DC (and Nyquist, for even nperseg) holds two halves.
         last = -1 if cfg.nperseg % 2 == 0 else None
         power[..., 1:last] *= 2
-        log_power = torch.log(power + cfg.log_eps) / cfg.log_divisor
-    return log_power.transpose(-1, -2).unsqueeze(-3)
+    return power.transpose(-1, -2).unsqueeze(-3)
+
+
+def log_spectrogram(waves: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> torch.Tensor:
+    """Log power spectral density of ``waves [..., T]`` -> ``[..., 1, num_freqs, frames]``.
+
+    For ``[B, 48000]`` at the defaults: ``[B, 1, 257, 200]``: `power_spectrogram`, then
+    ``log(S + log_eps) / log_divisor``. Runs on the input's device in float32 (float64 if given float64),
+    also under autocast.
+    """
+    power = power_spectrogram(waves, cfg)
+    with torch.autocast(device_type=waves.device.type, enabled=False):
+        return torch.log(power + cfg.log_eps) / cfg.log_divisor
 
 
 @functools.cache

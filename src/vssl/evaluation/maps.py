@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vssl.audio import power_spectrogram
 from vssl.data.dataset import AVDataset
 from vssl.data.items import AVItem
 from vssl.data.negatives import silence, unseen_noise, white_noise
-from vssl.errors import DatasetError, MediaError
+from vssl.errors import ConfigError, DatasetError, MediaError
 from vssl.evaluation.scoring import MapSet
 from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
 
@@ -83,14 +84,67 @@ def offscreen_rule(items: list[AVItem]) -> str:
     return f"{unlabeled} unlabeled items: any clip of another image (may share a class); others: a class not visible"
 
 
-def noise_clip(seed: int, num_samples: int) -> torch.Tensor:
-    """The evaluation noise of one repeat: white Gaussian, sigma = 1, clipped, ``[num_samples]``."""
-    return white_noise(1, num_samples, torch.Generator().manual_seed(seed))[0]
+def noise_clip(seed: int, num_samples: int, clipped: bool = True) -> torch.Tensor:
+    """The evaluation noise of one repeat: white Gaussian, sigma = 1, ``[num_samples]``; clipped to [-1, 1] (ours,
+    a waveform a file can hold) unless ``clipped`` is False (the ICASSP'25 code's ``np.random.normal(0, 1)``)."""
+    generator = torch.Generator().manual_seed(seed)
+    if clipped:
+        return white_noise(1, num_samples, generator)[0]
+    return torch.randn(num_samples, generator=generator)
 
 
-def repeat_seeds(seed: int, repeats: int) -> list[int]:
-    """The recorded seed of each negative draw (noise clip and offscreen partners)."""
+REFERENCE_SEEDS = (1234, 2345, 3456, 4567, 5678, 6789, 7890, 8901, 9012, 9999)
+"""The ICASSP'25 code's ``random.seed`` of each of its 10 pooled runs."""
+SEED_SCHEMES = ("ours", "reference")
+
+
+def repeat_seeds(seed: int, repeats: int, scheme: str = "ours") -> list[int]:
+    """The recorded seed of each negative draw (noise clip and offscreen partners): ``ours`` = ``seed*1000 + r``;
+    ``reference`` = the ICASSP'25 code's `REFERENCE_SEEDS` (at most 10 repeats; ``seed`` unused)."""
+    if scheme == "reference":
+        if not 1 <= repeats <= len(REFERENCE_SEEDS):
+            raise ConfigError(f"negative seeds 'reference' hold {len(REFERENCE_SEEDS)} seeds; repeats={repeats}")
+        return list(REFERENCE_SEEDS[:repeats])
+    if scheme != "ours":
+        raise ConfigError(f"negative seeds {scheme!r} unknown; choose one of {list(SEED_SCHEMES)}")
     return [seed * 1000 + r for r in range(repeats)]
+
+
+@dataclass(frozen=True)
+class NegativeAudio:
+    """How the evaluation's silence and noise clips are made and encoded (offscreen clips are real clips)."""
+
+    seeds: str = "ours"  # seed scheme of the repeats: ours (seed*1000 + r) or reference (1234, 2345, ..., 9999)
+    noise: str = "clipped"  # clipped (ours: N(0, 1) clipped to [-1, 1]) or unclipped (the ICASSP'25 code)
+    log: bool = True  # False: silence and noise spectrograms without the log, as the ICASSP'25 code for EZ-VSL,
+    # SLAVC and FNAC did (a bug: their input then lies far outside what the encoder saw in training)
+
+    def __post_init__(self) -> None:
+        if self.seeds not in SEED_SCHEMES:
+            raise ConfigError(f"negative seeds {self.seeds!r} unknown; choose one of {list(SEED_SCHEMES)}")
+        if self.noise not in ("clipped", "unclipped"):
+            raise ConfigError(f"negative noise {self.noise!r} unknown; choose clipped or unclipped")
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "silence": "zeros"
+            + ("" if self.log else ", spectrogram without the log (the ICASSP'25 code's behaviour, a bug)"),
+            "noise": (
+                "white Gaussian sigma 1, clipped to [-1, 1] (ours)"
+                if self.noise == "clipped"
+                else "white Gaussian sigma 1, unclipped (the ICASSP'25 code)"
+            )
+            + ("" if self.log else ", spectrogram without the log (the ICASSP'25 code's behaviour, a bug)"),
+            "seeds": "seed*1000 + repeat (ours)" if self.seeds == "ours" else "1234, 2345, ..., 9999 (ICASSP'25 code)",
+        }
+
+    def encode(self, model: AVLocalizer, waves: torch.Tensor) -> torch.Tensor:
+        """Embeddings of silence or noise clips ``[B, T]`` through the model's front end (or without its log)."""
+        if self.log:
+            return model.encode_waveform(waves)
+        if model.cfg.audio.features != "log_psd":
+            raise ConfigError("negative spectrograms without the log apply to log_psd front ends (EZ-VSL family)")
+        return model.encode_audio(power_spectrogram(waves, model.cfg.audio))
 
 
 @torch.no_grad()
@@ -132,6 +186,7 @@ def compute_maps(
     repeats: int = 1,
     retrieval: bool = True,
     unseen: tuple[str, ...] = (),
+    negatives: NegativeAudio = NegativeAudio(),
 ) -> EvalMaps:
     """Maps of every item under the four conditions (model in eval mode, on ``device``), and under the noise
     families ``unseen`` (one clip per repeat; family k of repeat seed s drawn with seed ``s + 100 * (k + 1)``).
@@ -143,11 +198,12 @@ def compute_maps(
     model = model.eval().to(device)
     dataset = AVDataset(items, model.cfg.image, model.cfg.audio, train=False)
     n, num_samples = len(items), model.cfg.audio.num_samples
-    seeds = repeat_seeds(seed, repeats)
+    seeds = repeat_seeds(seed, repeats, negatives.seeds)
     partners = [offscreen_partners(items, s) for s in seeds]
     audio = encode_clips(model, dataset, batch_size, device, progress)
-    silence_emb = model.encode_waveform(silence(1, num_samples).to(device))
-    noise_emb = model.encode_waveform(torch.stack([noise_clip(s, num_samples) for s in seeds]).to(device))
+    silence_emb = negatives.encode(model, silence(1, num_samples).to(device))
+    clipped = negatives.noise == "clipped"
+    noise_emb = negatives.encode(model, torch.stack([noise_clip(s, num_samples, clipped) for s in seeds]).to(device))
     unseen_emb = {
         family: model.encode_waveform(
             torch.cat(

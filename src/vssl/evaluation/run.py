@@ -24,12 +24,14 @@ from typing import Any
 from vssl.config import to_dict
 from vssl.data.formats import read_items
 from vssl.data.items import AVItem
-from vssl.errors import VsslError
+from vssl.errors import ConfigError, VsslError
 from vssl.evaluation import report as R
-from vssl.evaluation.maps import EvalMaps, compute_maps
+from vssl.evaluation.maps import REFERENCE_SEEDS, EvalMaps, NegativeAudio, compute_maps, offscreen_rule
 from vssl.evaluation.ogl_maps import object_maps, with_ogl
 from vssl.evaluation.protocol import calibrate_from, full_result, protocol_of
 from vssl.evaluation.scoring import ScoreConfig
+from vssl.evaluation.thresholds import published_thresholds
+from vssl.models.localizer import AVLocalizer
 from vssl.models.release import load_model, read_release_config, update_release_config
 
 log = logging.getLogger(__name__)
@@ -50,12 +52,56 @@ class EvalConfig:
     write_calibration: bool = False  # store the thresholds calibrated here in the model folder
     examples: int = 4  # rows of the example grid
     ogl: str | None = None  # also report with OGL: "imagenet" (torchvision weights) or a resnet18 weights file
-    ogl_method: str = "ezvsl"  # OGL mixing rule: ezvsl | fnac (min-max, alpha 0.4) or slavc (fixed scales, 0.9)
+    ogl_method: str = "ezvsl"  # OGL mixing rule: ezvsl | fnac (min-max, alpha 0.4), slavc (fixed scales, 0.9) or
+    # icassp25 (raw maps, 0.4 AV + 0.6 OBJ, as the ICASSP'25 code)
+    protocol: str = "vssl"  # vssl, or icassp25: the ICASSP'25 code's evaluation (10 reference seeds, unclipped
+    # noise, (cos+1)/2 for the EZ-VSL family and raw cosine for the LVS family, its OGL rule); see `resolve`
+    threshold: str = ""  # "" = calibrated on calibration_split (or stored with the model); published:<model> =
+    # the ICASSP'25 code's hard-coded thresholds of that model (ezvsl, slavc, fnac, lvs, ssltie, sslalign)
+    negatives: NegativeAudio = field(default_factory=NegativeAudio)
     score: ScoreConfig = field(default_factory=ScoreConfig)
 
 
-def stored_thresholds(model_dir: str, cfg: EvalConfig) -> dict[str, float]:
-    """Thresholds stored with a model, checked to be on the scale this evaluation binarises."""
+PROTOCOLS = ("vssl", "icassp25")
+
+
+def resolve(cfg: EvalConfig, model: AVLocalizer) -> EvalConfig:
+    """``cfg`` with its protocol's settings applied: ``icassp25`` pins the repeats (10), the reference seeds,
+    unclipped noise, the map scale of the model's family and the OGL rule; ``published:<model>`` thresholds pin
+    the threshold scale they were published on. The log on silence and noise spectrograms stays (ours: the
+    ICASSP'25 code skipped it, a bug) unless ``negatives.log`` is False."""
+    if cfg.protocol not in PROTOCOLS:
+        raise ConfigError(f"eval: protocol {cfg.protocol!r} unknown; choose one of {list(PROTOCOLS)}")
+    if cfg.protocol == "icassp25":
+        lvs_family = model.cfg.heads == 0  # LVS, SSL-Align, SSL-TIE: raw cosine; EZ-VSL, SLAVC, FNAC: (cos+1)/2
+        cfg = replace(
+            cfg,
+            repeats=len(REFERENCE_SEEDS),
+            negatives=replace(cfg.negatives, seeds="reference", noise="unclipped"),
+            score=replace(cfg.score, map_scale="cosine", threshold_scale="cosine" if lvs_family else "unit"),
+            ogl_method="icassp25",
+        )
+    if cfg.threshold:
+        scale, _ = published_thresholds(cfg.threshold)
+        cfg = replace(cfg, score=replace(cfg.score, threshold_scale=scale))
+    return cfg
+
+
+def check_disjoint(cfg: EvalConfig, items: list[AVItem], cal_items: list[AVItem]) -> None:
+    """Refuse a calibration split that shares items with the evaluated split: its thresholds would have seen
+    the test items (one line naming both splits and a few shared ids)."""
+    ids = {item.id for item in items}
+    shared = [item.id for item in cal_items if item.id in ids]
+    if shared:
+        raise VsslError(
+            f"{cfg.data}: calibration split {cfg.calibration_split!r} shares {len(shared)} of its "
+            f"{len(cal_items)} items with the evaluated split {cfg.split!r} (e.g. {', '.join(shared[:3])}): "
+            "thresholds calibrated there would leak into the test; use disjoint splits"
+        )
+
+
+def stored_thresholds(model_dir: str, cfg: EvalConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Thresholds stored with a model, checked to be on the scale this evaluation binarises, and their provenance."""
     if not Path(model_dir).is_dir():
         raise VsslError(f"{model_dir}: no calibration split given and no model folder to read a calibration from")
     calibration = read_release_config(model_dir).get("calibration")
@@ -66,7 +112,8 @@ def stored_thresholds(model_dir: str, cfg: EvalConfig) -> dict[str, float]:
         raise VsslError(
             f"{model_dir}: stored thresholds are on scale {calibration.get('map_scale')!r}, not {expected!r}"
         )
-    return {k: float(v) for k, v in calibration["thresholds"].items()}
+    provenance = {"source": "model folder", "folder": str(model_dir), "calibrated_on": calibration.get("data")}
+    return {k: float(v) for k, v in calibration["thresholds"].items()}, provenance
 
 
 def ogl_result(cfg: EvalConfig, run: EvalMaps, cal_run: EvalMaps | None, progress: bool) -> dict[str, Any]:
@@ -82,6 +129,54 @@ def ogl_result(cfg: EvalConfig, run: EvalMaps, cal_run: EvalMaps | None, progres
     result.pop("_per_sample")
     result["protocol"] = {**result["protocol"], "ogl": f"{cfg.ogl_method} rule, prior from {cfg.ogl}"}
     return result
+
+
+def thresholds_of(
+    cfg: EvalConfig, cal_items: list[AVItem] | None, cal_run: EvalMaps | None
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The universal thresholds and where they came from: published values, a calibration split (its item
+    count, pooling and negative seeds) or the model folder's stored calibration."""
+    rule = cfg.score.rule
+    if cfg.threshold:
+        scale, values = published_thresholds(cfg.threshold)
+        name = cfg.threshold.removeprefix("published:")
+        statement = f"{rule} published for {name} (ICASSP'25 code, hard-coded; {scale} scale)"
+        return values, {"source": "published", "model": name, "scale": scale, "statement": statement}
+    if cal_run is not None and cal_items is not None:
+        pool = cfg.score.protocol()["calibration_pool"]
+        statement = (
+            f"{rule} calibrated on {cfg.data} split {cfg.calibration_split} ({len(cal_items)} items; {pool}; "
+            f"negative seeds {cal_run.seeds})"
+        )
+        provenance = {
+            "source": "calibration split",
+            "data": cfg.data,
+            "split": cfg.calibration_split,
+            "items": len(cal_items),
+            "pool": pool,
+            "negative_seeds": list(cal_run.seeds),
+            "statement": statement,
+        }
+        return calibrate_from(cal_run, cfg.score), provenance
+    thresholds, provenance = stored_thresholds(cfg.model, cfg)
+    provenance["statement"] = f"{rule} stored with {cfg.model} (calibrated on {provenance['calibrated_on']})"
+    return thresholds, provenance
+
+
+def protocol_statement(cfg: EvalConfig, provenance: dict[str, Any], run: EvalMaps) -> dict[str, Any]:
+    """Every protocol choice of this evaluation, for the report."""
+    negatives = cfg.negatives.describe()
+    return {
+        "protocol": "ICASSP'25 code (vssl eval --protocol icassp25)" if cfg.protocol == "icassp25" else "vssl",
+        **protocol_of(cfg.score),
+        "threshold": f"universal {provenance['statement']}",
+        "negative_silence": negatives["silence"],
+        "negative_noise": negatives["noise"],
+        "negative_seeds": f"{negatives['seeds']}: {list(run.seeds)}",
+        "negative_repeats": str(cfg.repeats),
+        "offscreen": offscreen_rule(run.items),
+        "ogl": f"{cfg.ogl_method} rule, prior from {cfg.ogl}" if cfg.ogl else "no (give --ogl imagenet|FILE)",
+    }
 
 
 def item_accounting(items: list[AVItem]) -> dict[str, Any]:
@@ -103,22 +198,24 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
     out = Path(out)
     t0 = time.perf_counter()
     model = load_model(cfg.model, device=cfg.device)
+    cfg = resolve(cfg, model)
     items = read_items(cfg.data, cfg.split)
 
     def maps_of(split_items):
-        return compute_maps(model, split_items, cfg.batch_size, cfg.device, cfg.seed, progress, repeats=cfg.repeats)
+        return compute_maps(
+            model, split_items, cfg.batch_size, cfg.device, cfg.seed, progress, cfg.repeats, negatives=cfg.negatives
+        )
 
     cal_items = read_items(cfg.data, cfg.calibration_split) if cfg.calibration_split else None
-    cal_run = maps_of(cal_items) if cal_items is not None else None
-    if cal_run is not None:
-        thresholds = calibrate_from(cal_run, cfg.score)
-        source = f"{cfg.data} split {cfg.calibration_split}"
-    else:
-        thresholds, source = stored_thresholds(cfg.model, cfg), f"stored with {cfg.model}"
+    if cal_items is not None:
+        check_disjoint(cfg, items, cal_items)
+    needs_calibration = not cfg.threshold or cfg.ogl
+    cal_run = maps_of(cal_items) if cal_items is not None and needs_calibration else None
+    thresholds, provenance = thresholds_of(cfg, cal_items, cal_run)
     run = maps_of(items)
     result = full_result(run, thresholds, cfg.score)
     per = result.pop("_per_sample")
-    result["threshold_source"] = f"{cfg.score.rule} calibrated on {source}"
+    result["threshold_source"] = provenance["statement"]
     if cfg.ogl:
         result["ogl"] = ogl_result(cfg, run, cal_run, progress)
     seconds = time.perf_counter() - t0
@@ -129,7 +226,8 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
         "split": cfg.split,
         "result": result,
         "items": {cfg.split: item_accounting(items)},
-        "protocol": protocol_of(cfg.score),
+        "protocol": protocol_statement(cfg, provenance, run),
+        "thresholds": provenance,
         "config": to_dict(cfg),
         "timing": {"seconds": seconds, "images_per_s": len(items) / seconds},
     }
@@ -143,7 +241,15 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
     R.threshold_curves_figure(run, thresholds, cfg.score, name, out / "figures" / "threshold_curves.png")
     R.example_grid(run, name, out / "figures" / "examples.png", count=cfg.examples)
     if cfg.write_calibration:
-        calibration = {"thresholds": thresholds, "map_scale": cfg.score.protocol()["map_scale"], "data": source}
+        if provenance["source"] != "calibration split":
+            raise VsslError(
+                f"--write-calibration stores thresholds calibrated here; these come from the {provenance['source']}"
+            )
+        calibration = {
+            "thresholds": thresholds,
+            "map_scale": cfg.score.protocol()["map_scale"],
+            "data": provenance["statement"],
+        }
         update_release_config(cfg.model, calibration=calibration)
         log.info("calibration written to %s/config.json", cfg.model)
     return report

@@ -33,6 +33,10 @@ NEGATIVE_TYPES = ("silence", "noise", "offscreen")
 POSITIVE_PROTOCOLS = ("median", "universal", "fixed", "adaptive")
 
 
+NEGATIVE_POOLS = ("equal", "maps")
+MAX_POOLED = 50_000_000  # pooled maxima (float64) the equal weighting may build: 400 MB
+
+
 @dataclass
 class ScoreConfig:
     """How maps are read and binarised."""
@@ -43,11 +47,15 @@ class ScoreConfig:
     fixed_threshold: float = 0.5  # the `fixed` protocol's threshold on the absolute scale
     chunk: int = 64  # maps upsampled at a time on the dense path (memory: chunk x 224 x 224 x 8 bytes)
     fast: bool = True  # closed-form statistics (fastmaps) where the ground truth is boxes; False: all dense
+    negative_pool: str = "equal"  # how negative types weigh in calibration: equal (each type alike, as the
+    # ICASSP'25 code, which repeats silence over its 10 seeds) or maps (every map weighs one)
 
     def __post_init__(self) -> None:
         for name, value in (("map_scale", self.map_scale), ("threshold_scale", self.threshold_scale)):
             if value not in MAP_SCALES:
                 raise VsslError(f"{name} {value!r} unknown; choose one of {list(MAP_SCALES)}")
+        if self.negative_pool not in NEGATIVE_POOLS:
+            raise VsslError(f"negative_pool {self.negative_pool!r} unknown; choose one of {list(NEGATIVE_POOLS)}")
         if self.rule not in THRESHOLD_NAMES:
             raise VsslError(f"threshold rule {self.rule!r} unknown; choose one of {list(THRESHOLD_NAMES)}")
 
@@ -72,6 +80,9 @@ class ScoreConfig:
             "input_map_scale": self.map_scale,
             "map_size": f"{M.EVAL_SIZE}x{M.EVAL_SIZE}, bilinear, align_corners=True, float64",
             "universal": f"map > t, t = {self.rule} of negative-map maxima unless given",
+            "calibration_pool": "each negative type weighs alike (ICASSP'25 code)"
+            if self.negative_pool == "equal"
+            else "every negative map weighs one (ours; types with more maps weigh more)",
             "median": "min-max map >= value at sorted index 224*224/2 (EZ-VSL)",
             "fixed": f"map >= {self.fixed_threshold}",
             "adaptive": "top-k pixels, k = ground-truth area",
@@ -127,9 +138,24 @@ def negative_maxima(negatives: dict[str, torch.Tensor], cfg: ScoreConfig) -> tor
     return torch.cat(out)
 
 
+def pooled_maxima(negatives: dict[str, torch.Tensor], cfg: ScoreConfig) -> torch.Tensor:
+    """`negative_maxima` pooled as ``cfg.negative_pool`` says: ``equal`` repeats each type's maxima to a common
+    count (the least common multiple of the counts), so every type weighs alike in mean and quantile."""
+    per_type = [negative_maxima({name: maps}, cfg) for name, maps in negatives.items() if len(maps)]
+    if cfg.negative_pool == "maps" or len(per_type) < 2:
+        return negative_maxima(negatives, cfg)
+    common = math.lcm(*(len(m) for m in per_type))
+    if common > MAX_POOLED:
+        raise VsslError(
+            f"negative map counts {[len(m) for m in per_type]} have no common multiple under {MAX_POOLED}; "
+            "calibrate with negative_pool=maps"
+        )
+    return torch.cat([m.repeat(common // len(m)) for m in per_type])
+
+
 def calibrate_maps(negatives: dict[str, torch.Tensor], cfg: ScoreConfig) -> dict[str, float]:
-    """Universal thresholds (max, max10, maxq3) on the threshold scale from negative maps."""
-    return thresholds_from_maxima(negative_maxima(negatives, cfg))
+    """Universal thresholds (max, max10, maxq3) on the threshold scale from negative maps (`pooled_maxima`)."""
+    return thresholds_from_maxima(pooled_maxima(negatives, cfg))
 
 
 @dataclass

@@ -120,12 +120,19 @@ def mix_slavc(av_cos: torch.Tensor, obj: torch.Tensor, alpha: float = 0.9, size:
     return alpha * to_unit_scale(av_cos) + (1.0 - alpha) * obj / OBJ_SCALE
 
 
+def mix_raw(av_cos: torch.Tensor, obj: torch.Tensor, alpha: float = 0.4, size: int | None = None) -> torch.Tensor:
+    """ICASSP'25 code's rule: ``alpha * av + (1 - alpha) * obj`` on the raw maps (cosine and prior, no min-max)."""
+    av_cos, obj = common_resolution(av_cos, obj, size)
+    return alpha * av_cos + (1.0 - alpha) * obj
+
+
 MixRule = Callable[..., torch.Tensor]
 # The published rule and alpha of each method.
 MIX_RULES: dict[str, tuple[MixRule, float]] = {
     "ezvsl": (mix_ezvsl, 0.4),
     "fnac": (mix_ezvsl, 0.4),
     "slavc": (mix_slavc, 0.9),
+    "icassp25": (mix_raw, 0.4),
 }
 
 

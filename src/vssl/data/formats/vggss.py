@@ -8,7 +8,11 @@ Layout::
     ROOT/audio/{file}.wav    the clip's audio
     ROOT/{split}.txt         optional subsets, e.g. EZ-VSL's vggss_test.csv or vggss_heard_test.csv
 
-Splits: ``test`` and ``all`` are every entry of the JSON; any other split needs its id list.
+Splits: ``all`` is every entry of the JSON; ``test`` is every entry but those of ``ROOT/calibration.txt`` when
+that list exists (calibration items never enter the test; each one is named in the report), unless
+``ROOT/test.txt`` lists the test ids itself; any other split needs its id list. Make a calibration list with,
+e.g., ``python -c "import json, random; ids = sorted(e['file'] for e in json.load(open('vggss.json')));
+random.Random(0).shuffle(ids); print(*ids[:500], sep='\\n')" > calibration.txt`` (500 ids, seeded).
 The published JSON has defects: 12 entries hold garbage values (-2.88e16) and 18 boxes are degenerate.
 They are handled by the rules of :mod:`vssl.data.formats.boxes` — garbage entries are excluded,
 degenerate boxes dropped — and every one is named in the report (``items.report``) and the log.
@@ -21,12 +25,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from vssl.data.formats.boxes import clean_boxes
-from vssl.data.formats.layout import read_json_list, require_dir, require_file, require_media, require_root, split_ids
+from vssl.data.formats.layout import (
+    read_id_list,
+    read_json_list,
+    require_dir,
+    require_file,
+    require_media,
+    require_root,
+    split_ids,
+    split_list_path,
+)
 from vssl.data.formats.report import ItemList, ReadReport, finish
 from vssl.data.items import AVItem
 from vssl.errors import DatasetError
 
 ANNOTATIONS = "vggss.json"
+CALIBRATION = "calibration"  # the split whose id list the whole-set ``test`` split leaves out
 _FIELDS = ("file", "class", "bbox")
 
 
@@ -60,6 +74,8 @@ def collect_vggss(root: Path, split: str, report: ReadReport) -> list[AVItem]:
     wanted = split_ids(root, split, ("test", "all"), "vggss")
     if wanted is None:
         wanted = list(by_id)
+        if split == "test":
+            wanted = _without_calibration(root, wanted, report)
     items = []
     for file_id in wanted:
         entry = by_id.get(file_id)
@@ -83,6 +99,18 @@ def collect_vggss(root: Path, split: str, report: ReadReport) -> list[AVItem]:
         )
     require_media(items, "vggss")
     return items
+
+
+def _without_calibration(root: Path, ids: list[str], report: ReadReport) -> list[str]:
+    """``ids`` less those of the calibration list (``ROOT/calibration.txt``), each recorded as excluded."""
+    listed = split_list_path(root, CALIBRATION)
+    if listed is None:
+        return ids
+    held = set(read_id_list(listed))
+    for file_id in ids:
+        if file_id in held:
+            report.add("in calibration list", file_id, f"{listed}: calibration items never enter the test", True)
+    return [file_id for file_id in ids if file_id not in held]
 
 
 def read_vggss(root: Path, split: str) -> ItemList:
