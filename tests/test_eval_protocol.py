@@ -155,6 +155,7 @@ def test_icassp25_with_published_thresholds_on_a_converted_official_checkpoint(
     spec, _ = setup
     out = tmp_path / "icassp25"
     args = ["eval", "--model", str(converted_ezvsl), "--data", spec, "--out", str(out), "--no-progress"]
+    args += ["--calibration-split", "absent"]  # published thresholds read no calibration split
     assert main([*args, "--protocol", "icassp25", "--threshold", "published:ezvsl", "--skip-negative-log"]) == 0
     report = json.loads((out / "report.json").read_text())
     protocol, result = report["protocol"], report["result"]

@@ -144,9 +144,8 @@ def thresholds_of(
         return values, {"source": "published", "model": name, "scale": scale, "statement": statement}
     if cal_run is not None and cal_items is not None:
         pool = cfg.score.protocol()["calibration_pool"]
-        statement = (
-            f"{rule} calibrated on {cfg.data} split {cfg.calibration_split} ({len(cal_items)} items; {pool}; "
-            f"negative seeds {cal_run.seeds})"
+        detail = (
+            f"{cfg.data} split {cfg.calibration_split} ({len(cal_items)} items; {pool}; negative seeds {cal_run.seeds})"
         )
         provenance = {
             "source": "calibration split",
@@ -155,7 +154,8 @@ def thresholds_of(
             "items": len(cal_items),
             "pool": pool,
             "negative_seeds": list(cal_run.seeds),
-            "statement": statement,
+            "detail": detail,
+            "statement": f"{rule} calibrated on {detail}",
         }
         return calibrate_from(cal_run, cfg.score), provenance
     thresholds, provenance = stored_thresholds(cfg.model, cfg)
@@ -199,6 +199,9 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
     t0 = time.perf_counter()
     model = load_model(cfg.model, device=cfg.device)
     cfg = resolve(cfg, model)
+    if cfg.write_calibration and (cfg.threshold or not cfg.calibration_split):
+        source = "published" if cfg.threshold else "model folder"
+        raise VsslError(f"--write-calibration stores thresholds calibrated here; these come from the {source}")
     items = read_items(cfg.data, cfg.split)
 
     def maps_of(split_items):
@@ -206,11 +209,11 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
             model, split_items, cfg.batch_size, cfg.device, cfg.seed, progress, cfg.repeats, negatives=cfg.negatives
         )
 
-    cal_items = read_items(cfg.data, cfg.calibration_split) if cfg.calibration_split else None
+    needs_calibration = not cfg.threshold or cfg.ogl  # published thresholds need none (OGL's mixed maps do)
+    cal_items = read_items(cfg.data, cfg.calibration_split) if cfg.calibration_split and needs_calibration else None
     if cal_items is not None:
         check_disjoint(cfg, items, cal_items)
-    needs_calibration = not cfg.threshold or cfg.ogl
-    cal_run = maps_of(cal_items) if cal_items is not None and needs_calibration else None
+    cal_run = maps_of(cal_items) if cal_items is not None else None
     thresholds, provenance = thresholds_of(cfg, cal_items, cal_run)
     run = maps_of(items)
     result = full_result(run, thresholds, cfg.score)
@@ -241,14 +244,10 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
     R.threshold_curves_figure(run, thresholds, cfg.score, name, out / "figures" / "threshold_curves.png")
     R.example_grid(run, name, out / "figures" / "examples.png", count=cfg.examples)
     if cfg.write_calibration:
-        if provenance["source"] != "calibration split":
-            raise VsslError(
-                f"--write-calibration stores thresholds calibrated here; these come from the {provenance['source']}"
-            )
         calibration = {
             "thresholds": thresholds,
             "map_scale": cfg.score.protocol()["map_scale"],
-            "data": provenance["statement"],
+            "data": provenance["detail"],
         }
         update_release_config(cfg.model, calibration=calibration)
         log.info("calibration written to %s/config.json", cfg.model)
