@@ -119,7 +119,7 @@ def test_eval_cli_and_errors(setup, tmp_path, caplog):
         compute_maps(create_model("test"), [], progress=False)
 
 
-@pytest.mark.parametrize("method", ["ezvsl", "slavc"])
+@pytest.mark.parametrize("method", ["ezvsl", "slavc", "icassp25"])
 def test_eval_reports_with_and_without_ogl(setup, tmp_path, method):
     from torchvision.models import resnet18
 

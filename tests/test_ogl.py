@@ -91,6 +91,11 @@ def test_slavc_rule_by_hand():
         object_guided("lvs", AV, OBJ)
 
 
+def test_icassp25_rule_mixes_the_raw_maps():
+    expected = 0.4 * AV + 0.6 * OBJ  # no min-max, no scale change (the ICASSP'25 code)
+    assert torch.allclose(object_guided("icassp25", AV, OBJ), expected, atol=1e-7)
+
+
 def test_different_resolutions_are_mixed_at_224():
     av, obj = torch.rand(2, 14, 14) * 2 - 1, torch.rand(2, 7, 7) * 2.5
 
