@@ -4,18 +4,18 @@ import pytest
 import torch
 
 from vssl.data.negatives import UNSEEN_FAMILIES, unseen_noise
-from vssl.evaluation import metrics as M
 from vssl.evaluation.abstention import abstention_metrics, inside_any, peak_points, tpr_at_fpr
+from vssl.maps import EVAL_SIZE, to_unit_scale, upsample
 
 
 def test_the_peak_is_the_argmax_of_the_upsampled_map():
     maps = torch.randn(20, 7, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    up = M.upsample(maps)
+    up = upsample(maps)
     flat = up.flatten(1).argmax(1)
     points = peak_points(maps)
     # the 224-pixel argmax is one of the two pixels around the grid node the peak is placed at (per axis)
-    assert torch.allclose(points[:, 0] * M.EVAL_SIZE, (flat % M.EVAL_SIZE).double() + 0.5, atol=1.0)
-    assert torch.allclose(points[:, 1] * M.EVAL_SIZE, (flat // M.EVAL_SIZE).double() + 0.5, atol=1.0)
+    assert torch.allclose(points[:, 0] * EVAL_SIZE, (flat % EVAL_SIZE).double() + 0.5, atol=1.0)
+    assert torch.allclose(points[:, 1] * EVAL_SIZE, (flat // EVAL_SIZE).double() + 0.5, atol=1.0)
 
 
 def test_inside_any_and_tpr():
@@ -40,7 +40,7 @@ def test_a_map_lighting_up_a_silent_object_is_a_hallucination():
         "positive": torch.stack([peaked(0, 0, 0.8), peaked(1, 1, 0.6)]),
         "silence": torch.stack([peaked(6, 6, 0.2), peaked(3, 0, -0.2)]),
     }
-    peaks = {name: M.to_unit_scale(value.flatten(1).amax(1)) for name, value in maps.items()}
+    peaks = {name: to_unit_scale(value.flatten(1).amax(1)) for name, value in maps.items()}
     owners = {"silence": torch.arange(2)}
     out = abstention_metrics(peaks, maps, owners, objects, [[o[0]] for o in objects], torch.ones(2, dtype=torch.bool))
     assert out["hallucination"] == {"silence": 0.5}

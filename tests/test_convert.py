@@ -15,8 +15,8 @@ from vssl import load_model
 from vssl.audio import center_window, load_audio
 from vssl.cli import main
 from vssl.errors import VsslError
-from vssl.evaluation.metrics import minmax
 from vssl.infer import localize_files
+from vssl.maps import minmax
 from vssl.models.convert import convert
 from vssl.models.objectives.ezvsl import EZVSL, Batch
 from vssl.models.registry import MODEL_SIZES

@@ -11,6 +11,8 @@ from vssl.evaluation import fastmaps as fm
 from vssl.evaluation import metrics as M
 from vssl.evaluation import slavc
 from vssl.evaluation.gt import box_map
+from vssl.maps import minmax as layer_minmax
+from vssl.maps import to_unit_scale, upsample
 
 SHAPES = [(7, 7), (14, 14), (5, 9), (2, 3), (1, 5), (6, 1)]
 P = fm.PIXELS
@@ -76,7 +78,7 @@ def test_emulation_reproduces_every_pixel():
         n, i, j = (
             t.flatten() for t in torch.meshgrid(*(torch.arange(s) for s in (5, fm.SIZE, fm.SIZE)), indexing="ij")
         )
-        assert torch.equal(fm._emulate(x, n, i, j), M.upsample(x)[n, i, j]), (h, w)
+        assert torch.equal(fm._emulate(x, n, i, j), upsample(x)[n, i, j]), (h, w)
 
 
 def test_fma_is_correctly_rounded():
@@ -96,7 +98,7 @@ def test_fma_is_correctly_rounded():
 @pytest.mark.parametrize("shape", SHAPES)
 def test_counts_are_exact(shape):
     x1, x2 = make_maps(32, *shape, seed=1), make_maps(32, *shape, seed=2)
-    up1, up2 = M.upsample(x1), M.upsample(x2)
+    up1, up2 = upsample(x1), upsample(x2)
     maps1 = fm.Maps(x1)
     for t in thresholds(up1, seed=4) + thresholds(up2, seed=5)[1:3]:
         for strict in (True, False):
@@ -109,7 +111,7 @@ def test_counts_are_exact(shape):
 @pytest.mark.parametrize("shape", SHAPES[:4])
 def test_ground_truth_sums_are_exact(shape):
     x = make_maps(32, *shape, seed=12)
-    up = M.upsample(x)
+    up = upsample(x)
     boxes, styles = random_boxes(32, seed=3)
     gt = fm.Boxes.from_lists(boxes, styles)
     g = torch.stack([box_map(b, s) for b, s in zip(boxes, styles, strict=True)])
@@ -126,7 +128,7 @@ def test_ground_truth_sums_are_exact(shape):
 @pytest.mark.parametrize("shape", SHAPES[:4])
 def test_order_statistics_are_exact(shape):
     x = make_maps(40, *shape, seed=6)
-    ordered = M.upsample(x).flatten(1).sort(1).values
+    ordered = upsample(x).flatten(1).sort(1).values
     maps = fm.Maps(x)
     for k in (0, 1, P // 4, P // 2, 3 * P // 4, P - 1):
         assert torch.equal(fm.kth_smallest(maps, k), ordered[:, k]), k
@@ -145,26 +147,26 @@ def test_protocols_on_other_scales_are_exact():
     x = make_maps(48, 7, 7, seed=8)
     boxes, styles = random_boxes(48, seed=9)
     gt, g = fm.Boxes.from_lists(boxes, styles), torch.stack([box_map(b, s) for b, s in zip(boxes, styles, strict=True)])
-    unit = M.to_unit_scale(M.upsample(x))
+    unit = to_unit_scale(upsample(x))
     maps = fm.Maps(x)
     for t in (0.6, 0.5783327735797819, float(unit[5, 100, 37])):
-        assert torch.equal(fm.count_above(maps, t, post=M.to_unit_scale), (unit > t).flatten(1).sum(1))
-        assert torch.equal(fm.ciou_above(maps, t, gt, strict=False, post=M.to_unit_scale), M.ciou(unit >= t, g))
-    lo, hi = (M.to_unit_scale(v) for v in fm.value_range(maps))
+        assert torch.equal(fm.count_above(maps, t, post=to_unit_scale), (unit > t).flatten(1).sum(1))
+        assert torch.equal(fm.ciou_above(maps, t, gt, strict=False, post=to_unit_scale), M.ciou(unit >= t, g))
+    lo, hi = (to_unit_scale(v) for v in fm.value_range(maps))
     span = hi - lo
 
     def minmax(v: torch.Tensor) -> torch.Tensor:
-        u = M.to_unit_scale(v)
+        u = to_unit_scale(v)
         return torch.where(span > 0, (u - lo) / span.clamp(min=torch.finfo(torch.float64).tiny), u)
 
-    norm = M.minmax(unit)
+    norm = layer_minmax(unit)  # the map layer's min-max, not the local one
     assert torch.equal(fm.ciou_above(maps, 0.5, gt, strict=False, post=minmax), M.ciou(norm >= 0.5, g))
     median = fm.kth_smallest(maps, P // 2)
     assert torch.equal(fm.ciou_above(maps, minmax(median), gt, False, minmax), M.ciou(M.median_binarize(norm), g))
     assert torch.equal(
-        fm.ciou_above(maps, M.to_unit_scale(median), gt, False, M.to_unit_scale), M.ciou(M.median_binarize(unit), g)
+        fm.ciou_above(maps, to_unit_scale(median), gt, False, to_unit_scale), M.ciou(M.median_binarize(unit), g)
     )
-    confidence = M.to_unit_scale(fm.sum_top_k(maps, P // 4) / (P // 4))
+    confidence = to_unit_scale(fm.sum_top_k(maps, P // 4) / (P // 4))
     assert (confidence - slavc.confidence(unit)).abs().max() <= 1e-12
 
 
@@ -173,19 +175,19 @@ def test_reference_fixture_maps(fixtures_dir):
     t = 0.5783327735797819
     for name in ("pos", "silence", "noise", "offscreen"):
         x = torch.from_numpy(arrays[f"{name}_7x7"])  # float32 maps, upsampled in float64
-        unit = M.to_unit_scale(M.upsample(x.double()))
-        assert torch.equal(fm.count_above(x, t, post=M.to_unit_scale), (unit > t).flatten(1).sum(1)), name
+        unit = to_unit_scale(upsample(x.double()))
+        assert torch.equal(fm.count_above(x, t, post=to_unit_scale), (unit > t).flatten(1).sum(1)), name
         if name != "pos":
-            pia = fm.count_above(x, t, post=M.to_unit_scale).double() / P
+            pia = fm.count_above(x, t, post=to_unit_scale).double() / P
             np.testing.assert_allclose(pia.numpy(), arrays[f"pia_{name}"], rtol=0, atol=1e-6)
         ordered = unit.flatten(1).sort(1).values
-        assert torch.equal(M.to_unit_scale(fm.kth_smallest(x, P // 2)), ordered[:, P // 2])
+        assert torch.equal(to_unit_scale(fm.kth_smallest(x, P // 2)), ordered[:, P // 2])
 
 
 def test_without_emulation_pixels_come_from_upsample(monkeypatch):
     monkeypatch.setattr(fm, "emulation_matches_torch", lambda: False)
     x = make_maps(12, 7, 7, seed=10)
-    up = M.upsample(x)
+    up = upsample(x)
     for t in thresholds(up, seed=11):
         assert torch.equal(fm.count_above(x, t), (up > t[:, None, None]).flatten(1).sum(1))
     assert torch.equal(fm.kth_smallest(x, P // 2), up.flatten(1).sort(1).values[:, P // 2])
@@ -196,8 +198,8 @@ def test_threshold_inversion_and_errors():
     v = torch.tensor([-1.0, 0.2, 0.5, 1.0], dtype=torch.float64)
     for value in (0.6, 2.0, -2.0, 0.5783327735797819):
         for strict in (True, False):
-            t = fm.raw_threshold(value, 4, strict, M.to_unit_scale)
-            ok, below = M.to_unit_scale(t), M.to_unit_scale(torch.nextafter(t, t - 1))
+            t = fm.raw_threshold(value, 4, strict, to_unit_scale)
+            ok, below = to_unit_scale(t), to_unit_scale(torch.nextafter(t, t - 1))
             assert ((ok > value) & (below <= value)).all() if strict else ((ok >= value) & (below < value)).all()
     for value, bound in ((2.0, torch.inf), (-2.0, -torch.inf)):  # no value / every value passes
         assert torch.equal(fm.raw_threshold(value, 4, True, lambda v: v.clamp(-1, 1)), torch.full((4,), bound))

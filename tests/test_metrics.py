@@ -5,6 +5,7 @@ import torch
 from vssl.evaluation import metrics as M
 from vssl.evaluation.gt import box_map, pixel_boxes
 from vssl.evaluation.thresholds import calibrate
+from vssl.maps import upsample
 
 
 def _ciou_reference(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -53,7 +54,7 @@ def test_roc_auc_matches_a_pairwise_count():
 
 def test_upsample_preserves_corners_and_never_exceeds_the_max():
     maps = torch.rand(2, 7, 7)
-    up = M.upsample(maps)
+    up = upsample(maps)
     assert up.shape == (2, 224, 224)
     assert torch.allclose(up[:, 0, 0], maps[:, 0, 0]) and torch.allclose(up[:, -1, -1], maps[:, -1, -1])
     assert torch.all(up.flatten(1).amax(1) <= maps.flatten(1).amax(1) + 1e-6)  # 223 steps miss most 7x7 nodes

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from vssl.evaluation import metrics as M
 from vssl.evaluation.gt import GroundTruth
 from vssl.evaluation.scoring import MapSet, ScoreConfig, score
 from vssl.evaluation.summary import summarise
+from vssl.maps import minmax, to_unit_scale, upsample
 
 TOL = 1e-6  # the reference's printed fractions; same pixels on every CPU (test_no_pixel_is_a_rounding_away_...)
 
@@ -49,9 +49,9 @@ def test_no_pixel_is_a_rounding_away_from_a_binarisation_threshold(reference):
     rounding = 8 * torch.finfo(torch.float64).eps
     t = meta["summary"]["universal_threshold"]
     for name in ("pos", "silence", "noise", "offscreen"):
-        unit = M.to_unit_scale(M.upsample(torch.from_numpy(arrays[f"{name}_7x7"]).double()))
+        unit = to_unit_scale(upsample(torch.from_numpy(arrays[f"{name}_7x7"]).double()))
         assert float((unit - t).abs().min()) > 1e3 * rounding, name
-    ordered = M.minmax(M.upsample(torch.from_numpy(arrays["pos_7x7"]).double())).flatten(1).sort(1).values
+    ordered = minmax(upsample(torch.from_numpy(arrays["pos_7x7"]).double())).flatten(1).sort(1).values
     median = ordered[:, ordered.shape[1] // 2, None]
     gaps = (ordered - median).abs()
     assert float(gaps[gaps > 0].min()) > 1e3 * rounding  # min-max adds a subtraction and a division: still 8 ulp

@@ -1,8 +1,8 @@
 import torch
 
 from vssl.audio import AudioConfig
+from vssl.maps import paired_maps, pairwise_maps
 from vssl.models.encoders import BackboneConfig, ResNetTrunk
-from vssl.models.localizer import paired_maps, pairwise_maps
 from vssl.models.objectives import Batch, ObjectiveConfig, create_objective
 from vssl.models.objectives.ezvsl import mil_scores, symmetric_ce
 from vssl.models.objectives.sslsan import SSLSaNConfig

@@ -20,7 +20,7 @@ from vssl.config import load_yaml
 from vssl.data.negatives import TrainingNegativesConfig
 from vssl.data.synth import SynthConfig, generate
 from vssl.errors import ConfigError
-from vssl.models.localizer import join_heads, paired_maps
+from vssl.maps import join_heads, paired_maps
 from vssl.models.objectives import OBJECTIVES, Batch, ObjectiveConfig, create_objective
 from vssl.models.objectives.fnac import FNACConfig
 from vssl.models.objectives.lvs import LVSConfig

@@ -16,6 +16,7 @@ from vssl.evaluation.retrieval import recall_at_k
 from vssl.evaluation.score_files import score_files
 from vssl.evaluation.scoring import MapSet, ScoreConfig, score
 from vssl.evaluation.summary import summarise
+from vssl.maps import to_unit_scale, upsample
 
 
 def _write(tmp_path, maps: dict, gt: list, name="maps.npz"):
@@ -177,7 +178,7 @@ def test_closed_form_path_equals_the_dense_path(tmp_path, map_scale, size):
     masks = [tmp_path / "m.png" if i in (5, 6) else None for i in range(n)]
     boxes[5] = []
     gt = GroundTruth(boxes=boxes, styles=["flickr" if i % 2 else "vggss" for i in range(n)], masks=masks)
-    t = float(M.to_unit_scale(M.upsample(maps[7:8]))[0, 50, 60]) if map_scale == "cosine" else 0.6
+    t = float(to_unit_scale(upsample(maps[7:8]))[0, 50, 60]) if map_scale == "cosine" else 0.6
     mapset = MapSet(positive=maps, negatives=negatives, owners=owners)
     fast = score(mapset, gt, t, ScoreConfig(map_scale=map_scale))
     dense = score(mapset, gt, t, ScoreConfig(map_scale=map_scale, fast=False))

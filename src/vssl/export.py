@@ -35,7 +35,8 @@ from vssl.atomic import atomic_path
 from vssl.audio import AudioConfig, _mel_filterbank, _tukey
 from vssl.config import to_dict
 from vssl.errors import VsslError
-from vssl.models.localizer import AVLocalizer, paired_maps
+from vssl.maps import paired_maps
+from vssl.models.localizer import AVLocalizer
 
 OPSET = 18
 

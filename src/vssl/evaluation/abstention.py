@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
-from vssl.evaluation import metrics as M
+from vssl.maps import EVAL_SIZE
 
 Box = tuple[float, float, float, float]
 FPR = 0.05
@@ -41,8 +41,8 @@ def peak_points(maps: torch.Tensor) -> torch.Tensor:
 def _node(index: torch.Tensor, size: int) -> torch.Tensor:
     """Grid node ``index`` of ``size`` nodes spread over the frame as ``align_corners=True`` does: the pixel
     ``index * (S - 1) / (size - 1)`` of S = 224, its centre as a fraction of the frame."""
-    pixel = index.double() * (M.EVAL_SIZE - 1) / max(size - 1, 1)
-    return (pixel + 0.5) / M.EVAL_SIZE
+    pixel = index.double() * (EVAL_SIZE - 1) / max(size - 1, 1)
+    return (pixel + 0.5) / EVAL_SIZE
 
 
 def inside_any(points: torch.Tensor, boxes: Sequence[Sequence[Box]]) -> torch.Tensor:

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vssl.evaluation.metrics import EVAL_SIZE, upsample
+from vssl.maps import EVAL_SIZE, upsample
 
 SIZE = EVAL_SIZE
 PIXELS = SIZE * SIZE

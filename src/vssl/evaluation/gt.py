@@ -24,7 +24,7 @@ from PIL import Image
 
 from vssl.data.items import AVItem
 from vssl.errors import VsslError
-from vssl.evaluation.metrics import EVAL_SIZE
+from vssl.maps import EVAL_SIZE
 
 GT_STYLES = ("vggss", "flickr")
 Box = tuple[int, int, int, int]

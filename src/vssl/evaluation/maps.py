@@ -25,7 +25,8 @@ from vssl.data.items import AVItem
 from vssl.data.negatives import silence, unseen_noise, white_noise
 from vssl.errors import ConfigError, DatasetError, MediaError
 from vssl.evaluation.scoring import MapSet
-from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
+from vssl.maps import paired_maps, pairwise_maps
+from vssl.models.localizer import AVLocalizer
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -1,5 +1,6 @@
 """Localization metrics on batched tensors (SPEC §4). Maps are compared at 224x224.
 
+Maps are compared at ``vssl.maps.EVAL_SIZE`` after ``vssl.maps.upsample`` (the map layer).
 Conventions: ``maps`` are ``[N, H, W]`` absolute maps on a named scale; ``gt`` are ``[N, 224, 224]``
 ground-truth maps in [0, 1]; a binarised prediction is a bool tensor of the same shape. Functions keep
 the floating dtype they are given: the reference evaluators work in float64, and a pixel that lies
@@ -9,37 +10,8 @@ exactly on a threshold can flip between float32 and float64.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-EVAL_SIZE = 224
 CIOU_GRID = torch.linspace(0.0, 1.0, 21, dtype=torch.float64)  # x = 0, 0.05, ..., 1 (AUC and AOC)
-
-
-def upsample(maps: torch.Tensor, size: int = EVAL_SIZE) -> torch.Tensor:
-    """``[N, h, w] -> [N, size, size]``, bilinear with align_corners=True (the reference test code)."""
-    if not maps.is_floating_point():
-        maps = maps.float()
-    if maps.shape[-2:] == (size, size):
-        return maps
-    return F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=True)[:, 0]
-
-
-def peak(maps: torch.Tensor) -> torch.Tensor:
-    """Per-map maximum at the evaluation resolution, ``[N, h, w] -> [N]`` (what a threshold compares with)."""
-    return upsample(maps).flatten(1).amax(dim=1)
-
-
-def to_unit_scale(cosine: torch.Tensor) -> torch.Tensor:
-    """Cosine in [-1, 1] -> (cos + 1) / 2 in [0, 1], the EZ-VSL family's absolute scale."""
-    return (cosine + 1.0) / 2.0
-
-
-def minmax(maps: torch.Tensor) -> torch.Tensor:
-    """Per-map min-max normalisation of ``[N, H, W]`` (a flat map is left unchanged, as the reference does)."""
-    flat = maps.flatten(1)
-    lo = flat.min(dim=1, keepdim=True).values
-    span = flat.max(dim=1, keepdim=True).values - lo
-    return torch.where(span > 0, (flat - lo) / span.clamp(min=torch.finfo(flat.dtype).tiny), flat).view_as(maps)
 
 
 def median_binarize(maps: torch.Tensor) -> torch.Tensor:

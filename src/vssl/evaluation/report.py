@@ -20,10 +20,10 @@ import torch  # noqa: E402
 
 from vssl.atomic import write_atomic, write_text_atomic  # noqa: E402
 from vssl.evaluation import gt as G  # noqa: E402
-from vssl.evaluation import metrics as M  # noqa: E402
 from vssl.evaluation.maps import CONDITIONS, NEGATIVES, EvalMaps  # noqa: E402
 from vssl.evaluation.protocol import HEADLINE_THRESHOLD  # noqa: E402
 from vssl.evaluation.scoring import POSITIVE_PROTOCOLS, PerSample, ScoreConfig, threshold_curves  # noqa: E402
+from vssl.maps import peak, to_unit_scale, upsample
 from vssl.vision import load_image  # noqa: E402
 
 COLORS = {"positive": "tab:green", "silence": "tab:gray", "noise": "tab:orange", "offscreen": "tab:purple"}
@@ -43,7 +43,7 @@ def maxima_histogram(run: EvalMaps, thresholds: dict[str, float], title: str, pa
     """Histogram of per-map maxima ((cos+1)/2) for positive and each negative type, thresholds marked."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for cond in CONDITIONS:
-        maxima = M.to_unit_scale(M.peak(run.maps[cond])).numpy()
+        maxima = to_unit_scale(peak(run.maps[cond])).numpy()
         ax.hist(maxima, bins=40, range=(0, 1), alpha=0.55, label=cond, color=COLORS[cond])
     for name, value in thresholds.items():
         ax.axvline(value, linestyle="--" if name != HEADLINE_THRESHOLD else "-", color="k", linewidth=0.8)
@@ -78,7 +78,7 @@ def example_grid(run: EvalMaps, title: str, path: Path, count: int = 4) -> Path:
                 )
         axes[row, 0].set_title(item.label or item.id, fontsize=7)
         for col, (name, maps) in enumerate(columns, start=1):
-            unit = M.to_unit_scale(M.upsample(maps[row : row + 1]))[0]  # repeat 0 of repeat-major maps
+            unit = to_unit_scale(upsample(maps[row : row + 1]))[0]  # repeat 0 of repeat-major maps
             image = axes[row, col].imshow(unit.numpy(), vmin=0.0, vmax=1.0, cmap="jet")
             axes[row, col].set_title(f"{name}\nmin {unit.min():.2f} max {unit.max():.2f}", fontsize=7)
     for ax in axes.flat:

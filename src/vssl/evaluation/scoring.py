@@ -27,8 +27,9 @@ from vssl.evaluation import segmentation as seg
 from vssl.evaluation import slavc
 from vssl.evaluation.gt import GroundTruth
 from vssl.evaluation.thresholds import THRESHOLD_NAMES, thresholds_from_maxima
+from vssl.maps import EVAL_SIZE, SCALE_NAMES, MapScale, minmax, peak, upsample
 
-MAP_SCALES = ("cosine", "unit")
+MAP_SCALES = SCALE_NAMES
 NEGATIVE_TYPES = ("silence", "noise", "offscreen")
 POSITIVE_PROTOCOLS = ("median", "universal", "fixed", "adaptive")
 
@@ -61,9 +62,7 @@ class ScoreConfig:
 
     def absolute(self, maps: torch.Tensor) -> torch.Tensor:
         """Given-scale maps -> the threshold scale."""
-        if self.map_scale == self.threshold_scale:
-            return maps
-        return M.to_unit_scale(maps) if self.map_scale == "cosine" else 2.0 * maps - 1.0
+        return MapScale.of(self.map_scale).convert(maps, self.threshold_scale)
 
     @property
     def post(self) -> fm.Post | None:
@@ -72,13 +71,13 @@ class ScoreConfig:
 
     def cosine(self, maps: torch.Tensor) -> torch.Tensor:
         """Given-scale maps -> cosine similarity."""
-        return maps if self.map_scale == "cosine" else 2.0 * maps - 1.0
+        return MapScale.of(self.map_scale).convert(maps, MapScale.COSINE)
 
     def protocol(self) -> dict[str, str]:
         return {
-            "map_scale": "(cos+1)/2" if self.threshold_scale == "unit" else "cosine",
+            "map_scale": MapScale.of(self.threshold_scale).label,
             "input_map_scale": self.map_scale,
-            "map_size": f"{M.EVAL_SIZE}x{M.EVAL_SIZE}, bilinear, align_corners=True, float64",
+            "map_size": f"{EVAL_SIZE}x{EVAL_SIZE}, bilinear, align_corners=True, float64",
             "universal": f"map > t, t = {self.rule} of negative-map maxima unless given",
             "calibration_pool": "each negative type weighs alike (ICASSP'25 code)"
             if self.negative_pool == "equal"
@@ -129,9 +128,7 @@ def negative_maxima(negatives: dict[str, torch.Tensor], cfg: ScoreConfig) -> tor
         out = [cfg.absolute(fm.kth_smallest(maps, fm.PIXELS - 1)) for maps in negatives.values()]
     else:
         out = [
-            M.peak(cfg.absolute(maps[sl].double()))
-            for maps in negatives.values()
-            for sl in _chunks(len(maps), cfg.chunk)
+            peak(cfg.absolute(maps[sl].double())) for maps in negatives.values() for sl in _chunks(len(maps), cfg.chunk)
         ]
     if not out:
         raise VsslError("no negative maps to calibrate a universal threshold from")
@@ -205,7 +202,7 @@ def _positive_fast(maps: fm.Maps, gt: GroundTruth, t: float, cfg: ScoreConfig) -
     lo, hi = (unit(v) for v in fm.value_range(maps))
     span = hi - lo
 
-    def minmax(v: torch.Tensor) -> torch.Tensor:  # M.minmax of each absolute map, value by value
+    def minmax(v: torch.Tensor) -> torch.Tensor:  # minmax of each absolute map, value by value
         u = unit(v)
         return torch.where(span > 0, (u - lo) / span.clamp(min=torch.finfo(u.dtype).tiny), u)
 
@@ -230,10 +227,10 @@ def _positive_dense(maps: torch.Tensor, gt: GroundTruth, t: float, cfg: ScoreCon
     cols: dict[str, list[torch.Tensor]] = {}
     masked = torch.tensor([m is not None for m in gt.masks], dtype=torch.bool)
     for sl in _chunks(len(maps), cfg.chunk):
-        up = cfg.absolute(M.upsample(maps[sl].double()))
+        up = cfg.absolute(upsample(maps[sl].double()))
         g = gt.maps(range(sl.start, sl.stop))
         area = (g > 0).flatten(1).sum(1)
-        norm = M.minmax(up)
+        norm = minmax(up)
         values = {
             "ciou_median": M.ciou(M.median_binarize(up), g),
             "ciou_universal": M.ciou(up > t, g),
@@ -254,7 +251,7 @@ def _positive_dense(maps: torch.Tensor, gt: GroundTruth, t: float, cfg: ScoreCon
 
 def _segmentation(up: torch.Tensor, g: torch.Tensor, masked: torch.Tensor, t: float, cfg: ScoreConfig):
     """AVSBench values of mask samples (NaN / zeros elsewhere): IoU of ``map > t``, P/R curves ``[n, 255]``."""
-    unit = up if cfg.threshold_scale == "unit" else M.to_unit_scale(up)
+    unit = MapScale.of(cfg.threshold_scale).convert(up, MapScale.UNIT)
     precision, recall = seg.precision_recall_curves(unit, g)
     keep = masked[:, None]
     return {
@@ -282,8 +279,8 @@ def score_negative(
         return _negative_fast(fm.Maps(maps), owned, t, cfg)
     cols: dict[str, list[torch.Tensor]] = {"pia": [], "iou_with_positive": [], "peak": [], "similarity": []}
     for sl in _chunks(len(maps), cfg.chunk):
-        up = cfg.absolute(M.upsample(maps[sl].double()))
-        pos = cfg.absolute(M.upsample(positive[owners[sl]].double()))
+        up = cfg.absolute(upsample(maps[sl].double()))
+        pos = cfg.absolute(upsample(positive[owners[sl]].double()))
         cols["pia"].append(M.pia(up, t))
         cols["iou_with_positive"].append(M.iou(pos > t, up > t))
         cols["peak"].append(up.flatten(1).amax(1))
@@ -340,17 +337,17 @@ def threshold_curves(maps: MapSet, gt: GroundTruth, grid: torch.Tensor, cfg: Sco
         keep = visible[sl]
         if not keep.any():
             continue
-        up = cfg.absolute(M.upsample(maps.positive[sl][keep].double()))
+        up = cfg.absolute(upsample(maps.positive[sl][keep].double()))
         g = gt.maps([i for i in range(sl.start, sl.stop) if visible[i]]).flatten(1)
         inter = suffix_counts(up, g)
         outside = suffix_counts(up, (g == 0).double())
         curves["positive_ciou"] += (inter / (g.sum(1, keepdim=True) + outside).clamp(min=1e-300)).sum(0)
     curves["positive_ciou"] /= max(int(visible.sum()), 1)
-    pixels = M.EVAL_SIZE**2
+    pixels = EVAL_SIZE**2
     for name, neg in maps.negatives.items():
         total = torch.zeros(grid.numel(), dtype=torch.float64)
         for sl in _chunks(len(neg), cfg.chunk):
-            up = cfg.absolute(M.upsample(neg[sl].double()))
+            up = cfg.absolute(upsample(neg[sl].double()))
             total += suffix_counts(up, torch.ones(up.shape[0], pixels, dtype=torch.float64)).sum(0) / pixels
         curves[f"{name}_pia"] = total / max(len(neg), 1)
     return curves

@@ -20,10 +20,11 @@ from typing import Any
 import torch
 
 from vssl.errors import ConfigError, VsslError
+from vssl.maps import MapScale
 from vssl.models.release import read_release_config
 
-UNIT_SCALE = "(cos+1)/2"
-COSINE_SCALE = "cosine"
+UNIT_SCALE = MapScale.UNIT.label  # thresholds and stored calibrations name their scale by its label
+COSINE_SCALE = MapScale.COSINE.label
 THRESHOLD_SCALES = (UNIT_SCALE, COSINE_SCALE)
 DEFAULT_RULE = "maxq3"  # the headline rule of vssl eval and the demo
 GIVEN_RULE = "given"  # a threshold set by hand (``--threshold``), not calibrated
@@ -34,12 +35,8 @@ class UncalibratedModelWarning(UserWarning):
 
 
 def to_scale(cosine: torch.Tensor, scale: str) -> torch.Tensor:
-    """Cosine maps -> ``scale`` (``"(cos+1)/2"`` or ``"cosine"``)."""
-    if scale == UNIT_SCALE:
-        return (cosine + 1.0) / 2.0
-    if scale == COSINE_SCALE:
-        return cosine
-    raise VsslError(f"unknown threshold scale {scale!r}; known: {list(THRESHOLD_SCALES)}")
+    """Cosine maps -> ``scale`` (``"(cos+1)/2"``/``"unit"`` or ``"cosine"``; `vssl.maps.MapScale`)."""
+    return MapScale.COSINE.convert(cosine, scale)
 
 
 @dataclass(frozen=True)
@@ -54,8 +51,7 @@ class Threshold:
     """Where the calibration came from (the calibration data), when known."""
 
     def __post_init__(self) -> None:
-        if self.scale not in THRESHOLD_SCALES:
-            raise VsslError(f"unknown threshold scale {self.scale!r}; known: {list(THRESHOLD_SCALES)}")
+        object.__setattr__(self, "scale", MapScale.of(self.scale).label)  # "unit" or "(cos+1)/2": one name
         if not math.isfinite(self.value):
             raise ConfigError(f"threshold {self.rule!r} must be a finite number, got {self.value}")
 

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from vssl.atomic import write_text_atomic
-from vssl.evaluation.metrics import EVAL_SIZE, upsample
 from vssl.inference.calibration import Threshold, to_scale
+from vssl.maps import EVAL_SIZE, upsample
 
 MAP_SCALE = "cosine"
 

@@ -19,7 +19,6 @@ The model carries its preprocessing config, so inference cannot drift from train
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -28,6 +27,7 @@ from torch import nn
 
 from vssl.audio import AudioConfig, spectrogram
 from vssl.errors import ConfigError
+from vssl.maps import join_heads, paired_maps, pairwise_maps  # noqa: F401  (pairwise_maps: re-exported until callers move)
 from vssl.models.encoders import BackboneConfig, ResNetTrunk
 from vssl.vision import ImageConfig
 
@@ -159,25 +159,3 @@ class AVLocalizer(nn.Module):
     def localize(self, images: torch.Tensor, waves: torch.Tensor) -> torch.Tensor:
         """Cosine maps ``[B, h, w]`` of each image with its own audio (inference: no gradients)."""
         return paired_maps(*self(images, waves))
-
-
-def join_heads(heads: list[torch.Tensor]) -> torch.Tensor:
-    """K unit-vector heads ``[B, D, ...]`` -> one unit vector ``[B, K*D, ...]``: their concatenation / sqrt(K).
-
-    The cosine of two joined embeddings is the mean of the heads' cosines, so the map of a two-head
-    model (SLAVC: mean of the heads' maps) is an ordinary cosine map and every consumer of embeddings
-    (maps, retrieval, thresholds) works unchanged. One head is returned as it is.
-    """
-    if len(heads) == 1:
-        return heads[0]
-    return torch.cat(heads, dim=1) / math.sqrt(len(heads))
-
-
-def paired_maps(img: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
-    """Cosine of image i with audio i: ``[B, D, h, w], [B, D] -> [B, h, w]``."""
-    return torch.einsum("bdhw,bd->bhw", img, aud)
-
-
-def pairwise_maps(img: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
-    """Cosine of every image with every audio: ``[Bi, D, h, w], [Ba, D] -> [Bi, Ba, h, w]``."""
-    return torch.einsum("idhw,ad->iahw", img, aud)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from vssl.errors import VsslError
-from vssl.evaluation.metrics import EVAL_SIZE, minmax, to_unit_scale, upsample
+from vssl.maps import EVAL_SIZE, minmax, to_unit_scale, upsample
 from vssl.models.encoders import BackboneConfig, ResNetTrunk
 from vssl.models.torch_files import load_torch_file
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
+from vssl.maps import paired_maps, pairwise_maps
+from vssl.models.localizer import AVLocalizer
 from vssl.models.objectives.base import BaseObjective, Batch, Contrast, audio_columns, diagonal_ce, encode_pairs
 
 __all__ = ["EZVSL", "Batch", "mil_contrastive", "mil_scores", "symmetric_ce"]

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
+from vssl.maps import paired_maps, pairwise_maps
+from vssl.models.localizer import AVLocalizer
 from vssl.models.objectives.base import BaseObjective, Batch, Contrast, audio_columns, encode_pairs
 from vssl.models.objectives.ezvsl import mil_contrastive
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from vssl.models.localizer import AVLocalizer, paired_maps, pairwise_maps
+from vssl.maps import paired_maps, pairwise_maps
+from vssl.models.localizer import AVLocalizer
 from vssl.models.objectives.base import BaseObjective, Batch, Contrast, audio_columns, diagonal_ce, encode_pairs
 
 

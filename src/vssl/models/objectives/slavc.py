@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from vssl.errors import ConfigError
-from vssl.models.localizer import AVLocalizer, join_heads, paired_maps, pairwise_maps
+from vssl.maps import join_heads, paired_maps, pairwise_maps
+from vssl.models.localizer import AVLocalizer
 from vssl.models.objectives.base import (
     AudioInputs,
     BaseObjective,
