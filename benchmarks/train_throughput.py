@@ -43,7 +43,7 @@ from vssl.data.cache import CacheConfig, build_cache
 from vssl.data.formats import read_items
 from vssl.data.synth import SynthConfig, generate
 from vssl.models.objectives import Batch, ObjectiveConfig, create_objective
-from vssl.models.registry import create_model
+from vssl.models.registry import create_model, model_config
 from vssl.train.loop import AMP_DTYPES, TrainConfig, train
 
 
@@ -149,7 +149,10 @@ def main() -> None:
         n = args.batch * (args.warmup + args.steps)
         synth = SynthConfig(n_train=n, n_calibration=0, n_test=0, image_size=args.image_size, duration=10.0)
         spec = f"synth:{generate(synth, Path(tmp) / 'data', progress=False)}"
-        cache = build_cache(spec, Path(tmp) / "cache", CacheConfig(model=args.model), progress=False)
+        size = model_config(args.model)
+        cache = build_cache(
+            spec, Path(tmp) / "cache", CacheConfig(model=args.model), size.image, size.audio, progress=False
+        )
         items = read_items(spec, "train")
         loops = {"reference": ReferenceLoop(args.model, items, args.batch)}
         if args.reference_amp:

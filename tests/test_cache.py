@@ -21,6 +21,7 @@ from vssl.train.loop import TrainConfig, train
 from vssl.train.step import model_inputs
 
 TEST = model_config("test")
+FRONT_ENDS = (TEST.image, TEST.audio)  # what build_cache preprocesses for
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,9 @@ def synth_spec(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def int16_cache(tmp_path_factory, synth_spec):
-    return build_cache(synth_spec, tmp_path_factory.mktemp("c") / "int16", CacheConfig(model="test", shard_size=5))
+    return build_cache(
+        synth_spec, tmp_path_factory.mktemp("c") / "int16", CacheConfig(model="test", shard_size=5), *FRONT_ENDS
+    )
 
 
 def _inputs(sample: dict) -> dict:
@@ -59,7 +62,7 @@ def test_cached_epochs_hold_exactly_the_decoded_samples(synth_spec, int16_cache)
 
 @pytest.mark.parametrize("fmt,tolerance", [("float16", 1e-3), ("spectrogram", 2e-3)])
 def test_compact_audio_formats_are_close(tmp_path, synth_spec, fmt, tolerance):
-    root = build_cache(synth_spec, tmp_path / fmt, CacheConfig(model="test", audio=fmt), progress=False)
+    root = build_cache(synth_spec, tmp_path / fmt, CacheConfig(model="test", audio=fmt), *FRONT_ENDS, progress=False)
     decoded = AVDataset(read_items(synth_spec, "train"), TEST.image, TEST.audio, train=True)
     got = _inputs(training_dataset(f"cache:{root}", "train", TEST.image, TEST.audio)[3])
     want = decoded[3]["wave"]
@@ -81,12 +84,12 @@ def test_an_interrupted_cache_is_finished_by_running_it_again(tmp_path, synth_sp
     monkeypatch.setattr(cache_mod._ShardWriter, "finish", finish_then_crash)
     cfg = CacheConfig(model="test", shard_size=5, workers=1)
     with pytest.raises(KeyboardInterrupt):
-        build_cache(synth_spec, tmp_path / "c", cfg, progress=False)
+        build_cache(synth_spec, tmp_path / "c", cfg, *FRONT_ENDS, progress=False)
     assert (tmp_path / "c" / "shard-00000").is_dir() and not (tmp_path / "c" / "shard-00001").exists()
     with pytest.raises(DatasetError, match="incomplete cache"):
         ShardCache(tmp_path / "c")
     monkeypatch.setattr(cache_mod._ShardWriter, "finish", real_finish)
-    build_cache(synth_spec, tmp_path / "c", cfg, progress=False)
+    build_cache(synth_spec, tmp_path / "c", cfg, *FRONT_ENDS, progress=False)
     files = sorted(p.relative_to(int16_cache) for p in int16_cache.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path / "c") for p in (tmp_path / "c").rglob("*") if p.is_file())
     for f in files:  # no temporaries left, and the same bytes as an uninterrupted build
@@ -95,7 +98,7 @@ def test_an_interrupted_cache_is_finished_by_running_it_again(tmp_path, synth_sp
 
 def test_a_cache_of_something_else_is_refused(tmp_path, synth_spec, int16_cache):
     with pytest.raises(ConfigError, match="audio_format"):
-        build_cache(synth_spec, int16_cache, CacheConfig(model="test", shard_size=5, audio="float16"))
+        build_cache(synth_spec, int16_cache, CacheConfig(model="test", shard_size=5, audio="float16"), *FRONT_ENDS)
     small = model_config("small")
     with pytest.raises(ConfigError, match="70 px, this model trains on 123"):  # test frames are 70 px high
         training_dataset(f"cache:{int16_cache}", "train", small.image, small.audio)

@@ -40,7 +40,6 @@ from vssl.config import to_dict
 from vssl.data.formats import read_items
 from vssl.data.items import AVItem
 from vssl.errors import ConfigError, DatasetError
-from vssl.models.registry import model_config
 from vssl.vision import ImageConfig, load_image, resize_shorter
 
 log = logging.getLogger(__name__)
@@ -167,8 +166,11 @@ def _plan(spec: str, items: list[AVItem], cfg: CacheConfig, image_cfg: ImageConf
     }
 
 
-def build_cache(spec: str, out: str | Path, cfg: CacheConfig = CacheConfig(), progress: bool = True) -> Path:
-    """Decode ``cfg.split`` of the dataset ``spec`` into shards in ``out`` (layout in the module docstring).
+def build_cache(
+    spec: str, out: str | Path, cfg: CacheConfig, image: ImageConfig, audio: AudioConfig, progress: bool = True
+) -> Path:
+    """Decode ``cfg.split`` of the dataset ``spec`` into shards in ``out`` (layout in the module docstring), with
+    the front ends ``image`` and ``audio`` of the model size ``cfg.model`` (e.g. ``model_config(cfg.model)``'s).
 
     Finished shards of an earlier run with the same plan are kept; a folder holding another plan is refused.
     """
@@ -177,9 +179,8 @@ def build_cache(spec: str, out: str | Path, cfg: CacheConfig = CacheConfig(), pr
     if cfg.shard_size < 1:
         raise ConfigError(f"cache: shard_size must be >= 1, got {cfg.shard_size}")
     out = Path(out)
-    model_cfg = model_config(cfg.model)
     items = read_items(spec, cfg.split)
-    plan = _plan(spec, items, cfg, model_cfg.image, model_cfg.audio)
+    plan = _plan(spec, items, cfg, image, audio)
     index = out / INDEX_FILE
     if index.exists():
         old = json.loads(index.read_text())
@@ -188,8 +189,7 @@ def build_cache(spec: str, out: str | Path, cfg: CacheConfig = CacheConfig(), pr
             raise ConfigError(f"{out}: holds a cache with other {', '.join(changed)}; use another folder")
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(index, json.dumps(plan) + "\n")
-    audio_cfg = model_cfg.audio
-    decoder = _Decoder(items, model_cfg.image, audio_cfg, cfg.audio)
+    decoder = _Decoder(items, image, audio, cfg.audio)
     shards = range(-(-len(items) // cfg.shard_size))
     todo = [k for k in shards if not (out / shard_name(k)).is_dir()]
     log.info("cache %s: %d items, %d of %d shards to write", out, len(items), len(todo), len(shards))
@@ -198,7 +198,7 @@ def build_cache(spec: str, out: str | Path, cfg: CacheConfig = CacheConfig(), pr
             lo, hi = k * cfg.shard_size, min(len(items), (k + 1) * cfg.shard_size)
             part = torch.utils.data.Subset(decoder, range(lo, hi))
             loader = DataLoader(part, batch_size=None, num_workers=cfg.workers, collate_fn=_as_is)
-            writer = _ShardWriter(out, k, hi - lo, stored_shape(cfg.audio, audio_cfg), AUDIO_FORMATS[cfg.audio])
+            writer = _ShardWriter(out, k, hi - lo, stored_shape(cfg.audio, audio), AUDIO_FORMATS[cfg.audio])
             for frame, encoded in loader:
                 writer.add(frame, encoded)
             writer.finish()

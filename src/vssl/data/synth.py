@@ -228,7 +228,16 @@ def render_sample(cfg: SynthConfig, split: str, index: int) -> SynthSample:
     if track == "offscreen":  # the sound of a class absent from the frame (none absent: the pair stays audible)
         heard, track = (int(layout_rng.choice(absent)), track) if absent else (label, "audible")
     level_db = cfg.level_db if track in ("audible", "offscreen") else cfg.inaudible_db
-    waveform = render_audio(audio_rng, cfg, SYNTH_CLASSES[heard], level_db)
+    sound = SYNTH_CLASSES[heard]
+    waveform = render_audio(
+        audio_rng,
+        sound.sound,
+        sound.params,
+        level_db,
+        duration=cfg.duration,
+        sample_rate=cfg.sample_rate,
+        ambience_db=cfg.ambience_db,
+    )
     if track == "muted":
         waveform = np.zeros_like(waveform)
     elif track == "noisy":

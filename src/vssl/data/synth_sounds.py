@@ -18,32 +18,37 @@ pink-ish ambience; every draw comes from the generator it is given, so a sample'
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
 import numpy as np
 
-if TYPE_CHECKING:  # synth imports this module; the types are only needed for annotations
-    from vssl.data.synth import SynthClass, SynthConfig
-
 
 def render_audio(
-    rng: np.random.Generator, cfg: SynthConfig, cls: SynthClass, level_db: tuple[float, float]
+    rng: np.random.Generator,
+    sound: str,
+    params: Mapping[str, float],
+    level_db: tuple[float, float],
+    *,
+    duration: float,
+    sample_rate: int,
+    ambience_db: float,
 ) -> np.ndarray:
-    """Class signature (random length >= half the clip, onset, peak level in ``level_db``) over ambience.
+    """Signature ``sound`` with ``params`` (random length >= half the clip, onset, peak level in ``level_db``)
+    over ambience at ``ambience_db``: a clip of ``duration`` seconds.
 
     Returns float32 ``[N]`` in [-1, 1].
     """
-    n = int(round(cfg.duration * cfg.sample_rate))
+    n = int(round(duration * sample_rate))
     length = int(rng.integers(n // 2, n + 1))
     onset = int(rng.integers(0, n - length + 1))  # any onset in [0, n - length] covers the clip's centre
-    t = np.arange(length) / cfg.sample_rate
-    signature = _SOUNDS[cls.sound](rng, t, cfg.sample_rate, **cls.params)
-    fade = min(length // 2, int(0.01 * cfg.sample_rate))
+    t = np.arange(length) / sample_rate
+    signature = _SOUNDS[sound](rng, t, sample_rate, **params)
+    fade = min(length // 2, int(0.01 * sample_rate))
     ramp = 0.5 - 0.5 * np.cos(np.linspace(0, math.pi, fade))
     signature[:fade] *= ramp
     signature[length - fade :] *= ramp[::-1]
     signature *= 10 ** (rng.uniform(*level_db) / 20) / (np.abs(signature).max() + 1e-12)
-    out = _ambience(rng, n, cfg.sample_rate, cfg.ambience_db)
+    out = _ambience(rng, n, sample_rate, ambience_db)
     out[onset : onset + length] += signature
     peak = np.abs(out).max()
     if peak > 0.99:
