@@ -44,7 +44,8 @@ from vssl.data.formats import read_items
 from vssl.data.synth import SynthConfig, generate
 from vssl.models.objectives import Batch, ObjectiveConfig, create_objective
 from vssl.models.registry import create_model, model_config
-from vssl.train.loop import AMP_DTYPES, TrainConfig, train
+from vssl.train.config import AMP_DTYPES
+from vssl.train.loop import TrainConfig, train
 
 
 class ReferenceLoop:
