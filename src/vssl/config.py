@@ -123,3 +123,71 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
 
 def dump_yaml(cfg: Any) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The attribute docstrings of dataclass ``cls`` (the string literal under each field), by field name."""
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):  # no source (e.g. made at run time): no docs
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, after in zip(body, body[1:], strict=False):
+            documented = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and documented:
+                docs[node.target.id] = " ".join(str(after.value.value).split())
+    return docs
+
+
+def _type_name(annotation: Any) -> str:
+    if dataclasses.is_dataclass(annotation):
+        return annotation.__name__
+    name = getattr(annotation, "__name__", None)
+    return name if name and typing.get_origin(annotation) is None else str(annotation).replace("typing.", "")
+
+
+def describe(cls: type, prefix: str = "", defaults: Any = None) -> list[tuple[str, str, str, str]]:
+    """Every key of dataclass ``cls`` (nested ones dotted): ``(key, type, default, doc)``, in field order.
+    ``defaults``: an instance whose values are shown instead of the class defaults (e.g. a preset)."""
+    hints, docs = _field_types(cls), field_docs(cls)
+    values = defaults if defaults is not None else None
+    rows = []
+    for f in dataclasses.fields(cls):
+        annotation = hints[f.name]
+        if values is not None:
+            value = getattr(values, f.name)
+        elif f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = None
+        if dataclasses.is_dataclass(annotation):
+            rows.extend(describe(annotation, f"{prefix}{f.name}.", value))
+            continue
+        shown = (
+            json.dumps(value)
+            if isinstance(value, str | bool | type(None))
+            else str(list(value) if isinstance(value, tuple) else value)
+        )
+        rows.append((prefix + f.name, _type_name(annotation), shown, docs.get(f.name, "")))
+    return rows
+
+
+def config_help(cls: type, defaults: Any = None, width: int = 100) -> str:
+    """``key=value`` help for dataclass ``cls``: one entry per key with its type, default and doc (argparse epilog)."""
+    import textwrap
+
+    lines = ["config keys (key=value; nested keys dotted):"]
+    for key, type_name, default, doc in describe(cls, defaults=defaults):
+        lines.append(f"  {key} ({type_name}, default {default})")
+        lines.extend(textwrap.wrap(doc, width, initial_indent="      ", subsequent_indent="      ") if doc else [])
+    return "\n".join(lines)

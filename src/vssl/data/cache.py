@@ -55,11 +55,16 @@ INT16_SCALE = 32768.0  # what 16-bit PCM readers divide by: a 16-bit source is s
 class CacheConfig:
     """What `build_cache` stores."""
 
-    split: str = "train"  # split of the dataset to cache (a cache holds one split)
-    model: str = "resnet18"  # registry size whose preprocessing the cache holds (train resize, audio front end)
-    audio: str = "int16"  # int16 or float16 waveforms (16 kHz central window), or spectrogram (float16)
-    shard_size: int = 1024  # items per shard: the unit of atomic writing and resumption
-    workers: int = 0  # decoding worker processes (0: decode in this process)
+    split: str = "train"
+    """split of the dataset to cache (a cache holds one split)"""
+    model: str = "resnet18"
+    """registry size whose preprocessing the cache holds (train resize, audio front end)"""
+    audio: str = "int16"
+    """int16 or float16 waveforms (16 kHz central window), or spectrogram (float16)"""
+    shard_size: int = 1024
+    """items per shard: the unit of atomic writing and resumption"""
+    workers: int = 0
+    """decoding worker processes (0: decode in this process)"""
 
 
 def shard_name(k: int) -> str:

@@ -115,10 +115,13 @@ def repeat_seeds(seed: int, repeats: int, scheme: str = "ours") -> list[int]:
 class NegativeAudio:
     """How the evaluation's silence and noise clips are made and encoded (offscreen clips are real clips)."""
 
-    seeds: str = "ours"  # seed scheme of the repeats: ours (seed*1000 + r) or reference (1234, 2345, ..., 9999)
-    noise: str = "clipped"  # clipped (ours: N(0, 1) clipped to [-1, 1]) or unclipped (the ICASSP'25 code)
-    log: bool = True  # False: silence and noise spectrograms without the log, as the ICASSP'25 code for EZ-VSL,
-    # SLAVC and FNAC did (a bug: their input then lies far outside what the encoder saw in training)
+    seeds: str = "ours"
+    """seed scheme of the repeats: ours (seed*1000 + r) or reference (1234, 2345, ..., 9999)"""
+    noise: str = "clipped"
+    """clipped (ours: N(0, 1) clipped to [-1, 1]) or unclipped (the ICASSP'25 code)"""
+    log: bool = True
+    """False: silence and noise spectrograms without the log, as the ICASSP'25 code for EZ-VSL, SLAVC and FNAC did (a
+    bug: their input then lies far outside what the encoder saw in training)"""
 
     def __post_init__(self) -> None:
         if self.seeds not in SEED_SCHEMES:

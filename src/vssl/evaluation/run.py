@@ -41,23 +41,37 @@ log = logging.getLogger(__name__)
 class EvalConfig:
     """What to evaluate and how."""
 
-    model: str = ""  # model folder (vssl train / convert) or a size name (random weights, for smoke tests)
-    data: str = ""  # data spec FORMAT:ROOT, e.g. synth:./vssl-demo/data or vggss:/data/vggss
+    model: str = ""
+    """model folder (vssl train / convert) or a size name (random weights, for smoke tests)"""
+    data: str = ""
+    """data spec FORMAT:ROOT, e.g. synth:./vssl-demo/data or vggss:/data/vggss"""
     split: str = "test"
-    calibration_split: str | None = "calibration"  # None: use the model folder's stored calibration
-    repeats: int = 10  # negative draws (noise clip, offscreen partners) pooled, as the reference's 10 seeds
-    seed: int = 0  # seed of the negative draws (each repeat's seed is recorded in the report)
+    """the evaluated split"""
+    calibration_split: str | None = "calibration"
+    """None: use the model folder's stored calibration"""
+    repeats: int = 10
+    """negative draws (noise clip, offscreen partners) pooled, as the reference's 10 seeds"""
+    seed: int = 0
+    """seed of the negative draws (each repeat's seed is recorded in the report)"""
     batch_size: int = 32
+    """images encoded at a time"""
     device: str = "cpu"
-    write_calibration: bool = False  # store the thresholds calibrated here in the model folder
-    examples: int = 4  # rows of the example grid
-    ogl: str | None = None  # also report with OGL: "imagenet" (torchvision weights) or a resnet18 weights file
-    ogl_method: str = "ezvsl"  # OGL mixing rule: ezvsl | fnac (min-max, alpha 0.4), slavc (fixed scales, 0.9) or
-    # icassp25 (raw maps, 0.4 AV + 0.6 OBJ, as the ICASSP'25 code)
-    protocol: str = "vssl"  # vssl, or icassp25: the ICASSP'25 code's evaluation (10 reference seeds, unclipped
-    # noise, (cos+1)/2 for the EZ-VSL family and raw cosine for the LVS family, its OGL rule); see `resolve`
-    threshold: str = ""  # "" = calibrated on calibration_split (or stored with the model); published:<model> =
-    # the ICASSP'25 code's hard-coded thresholds of that model (ezvsl, slavc, fnac, lvs, ssltie, sslalign)
+    """torch device: cpu, cuda, cuda:1, ..."""
+    write_calibration: bool = False
+    """store the thresholds calibrated here in the model folder"""
+    examples: int = 4
+    """rows of the example grid"""
+    ogl: str | None = None
+    """also report with OGL: "imagenet" (torchvision weights) or a resnet18 weights file"""
+    ogl_method: str = "ezvsl"
+    """OGL mixing rule: ezvsl | fnac (min-max, alpha 0.4), slavc (fixed scales, 0.9) or icassp25 (raw maps, 0.4 AV +
+    0.6 OBJ, as the ICASSP'25 code)"""
+    protocol: str = "vssl"
+    """vssl, or icassp25: the ICASSP'25 code's evaluation (10 reference seeds, unclipped noise, (cos+1)/2 for the EZ-
+    VSL family and raw cosine for the LVS family, its OGL rule); see `resolve`"""
+    threshold: str = ""
+    """"" = calibrated on calibration_split (or stored with the model); published:<model> = the ICASSP'25 code's hard-
+    coded thresholds of that model (ezvsl, slavc, fnac, lvs, ssltie, sslalign)"""
     negatives: NegativeAudio = field(default_factory=NegativeAudio)
     score: ScoreConfig = field(default_factory=ScoreConfig)
 

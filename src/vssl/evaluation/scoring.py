@@ -42,14 +42,21 @@ MAX_POOLED = 50_000_000  # pooled maxima (float64) the equal weighting may build
 class ScoreConfig:
     """How maps are read and binarised."""
 
-    map_scale: str = "cosine"  # scale of the given maps: "cosine" in [-1, 1] or "unit" in [0, 1]
-    threshold_scale: str = "unit"  # absolute scale of thresholds: "unit" = (cos+1)/2 (EZ-VSL family), "cosine" (LVS)
-    rule: str = "maxq3"  # universal threshold used for the headline: max | max10 | maxq3
-    fixed_threshold: float = 0.5  # the `fixed` protocol's threshold on the absolute scale
-    chunk: int = 64  # maps upsampled at a time on the dense path (memory: chunk x 224 x 224 x 8 bytes)
-    fast: bool = True  # closed-form statistics (fastmaps) where the ground truth is boxes; False: all dense
-    negative_pool: str = "equal"  # how negative types weigh in calibration: equal (each type alike, as the
-    # ICASSP'25 code, which repeats silence over its 10 seeds) or maps (every map weighs one)
+    map_scale: str = "cosine"
+    """scale of the given maps: "cosine" in [-1, 1] or "unit" in [0, 1]"""
+    threshold_scale: str = "unit"
+    """absolute scale of thresholds: "unit" = (cos+1)/2 (EZ-VSL family), "cosine" (LVS)"""
+    rule: str = "maxq3"
+    """universal threshold used for the headline: max | max10 | maxq3"""
+    fixed_threshold: float = 0.5
+    """the `fixed` protocol's threshold on the absolute scale"""
+    chunk: int = 64
+    """maps upsampled at a time on the dense path (memory: chunk x 224 x 224 x 8 bytes)"""
+    fast: bool = True
+    """closed-form statistics (fastmaps) where the ground truth is boxes; False: all dense"""
+    negative_pool: str = "equal"
+    """how negative types weigh in calibration: equal (each type alike, as the ICASSP'25 code, which repeats silence
+    over its 10 seeds) or maps (every map weighs one)"""
 
     def __post_init__(self) -> None:
         for name, value in (("map_scale", self.map_scale), ("threshold_scale", self.threshold_scale)):

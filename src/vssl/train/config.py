@@ -30,41 +30,70 @@ CONTRAST_POOLS = ("global", "local")
 class TrainConfig:
     """Everything that determines a training run."""
 
-    data: str = ""  # data spec FORMAT:ROOT, e.g. synth:./vssl-demo/data, or cache:ROOT (a vssl cache folder)
-    split: str = "train"  # split of the dataset to train on
-    model: str = "resnet18"  # model size from the registry: resnet18, small, test
-    image_init: str = "none"  # image trunk's start: none, imagenet (torchvision's ResNet-18 weights) or a weights file
-    init: str = ""  # a release folder (vssl train / convert / demo) to start every weight from, e.g. a converted
-    # official checkpoint; its architecture replaces `model`, and its keys must match exactly; "" = no folder
+    data: str = ""
+    """data spec FORMAT:ROOT, e.g. synth:./vssl-demo/data, or cache:ROOT (a vssl cache folder)"""
+    split: str = "train"
+    """split of the dataset to train on"""
+    model: str = "resnet18"
+    """model size from the registry: resnet18, small, test"""
+    image_init: str = "none"
+    """image trunk's start: none, imagenet (torchvision's ResNet-18 weights) or a weights file"""
+    init: str = ""
+    """a release folder (vssl train / convert / demo) to start every weight from, e.g. a converted official checkpoint;
+    its architecture replaces `model`, and its keys must match exactly; "" = no folder"""
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     epochs: int = 20
-    batch_size: int = 128  # pairs per optimiser step, over all processes and accumulated micro-batches
-    lr: float = 1e-4  # Adam learning rate (the published value)
-    lr_schedule: str = "constant"  # constant (the published recipes) or cosine (decays to 0 over the run)
+    """passes over the training split"""
+    batch_size: int = 128
+    """pairs per optimiser step, over all processes and accumulated micro-batches"""
+    lr: float = 1e-4
+    """Adam learning rate (the published value)"""
+    lr_schedule: str = "constant"
+    """constant (the published recipes) or cosine (decays to 0 over the run)"""
     weight_decay: float = 1e-4
-    seed: int = 0  # seeds data order, augmentation, negatives and initialisation
-    device: str = "cpu"  # cpu, cuda, cuda:1, ... (under torchrun, cuda means cuda:LOCAL_RANK)
-    amp: str = "none"  # autocast precision: none, bf16 or fp16 (fp16 uses a grad scaler; cuda only)
-    contrast: str = "global"  # negatives of a pair under torchrun: global = every process's pairs of the
-    # micro-batch (embeddings all-gathered, results independent of the world size); local = own pairs only
-    accumulate: int = 1  # micro-batches per optimiser step (gradient accumulation); each is one contrast pool
-    # (SLAVC's momentum encoders take their EMA step once per micro-batch)
-    channels_last: bool = False  # NHWC memory format for the convolutions (faster with oneDNN and tensor cores)
-    compile: bool = False  # torch.compile the image and audio trunks (slow first steps, faster later ones)
-    fused_adam: bool = False  # Adam's update of all parameters in one fused kernel (faster; last-bit differences)
-    sync_batchnorm: bool = False  # BatchNorm statistics over all processes' pairs (cuda only)
-    num_workers: int = 0  # DataLoader worker processes per training process
-    prefetch_factor: int = 2  # batches each loader worker prepares ahead (with num_workers > 0)
-    freeze_audio_norm_at: float = 1.0  # fraction of training after which the audio BatchNorm layers run on
-    # their running statistics (frozen), so the encoder learns on what inference computes; 1.0 = never
-    cache: bool = False  # keep decoded items in memory (small datasets, num_workers=0): no decoding after epoch 1
-    precise_bn_batches: int = 0  # after training, BatchNorm running statistics recomputed as the average over this
-    # many training micro-batches with the final weights (PreciseBN, train/precise_bn.py); 0 = the moving averages
-    checkpoint_every: int = 100  # steps between resume checkpoints (also written at every epoch end)
-    max_bad_fraction: float = 0.01  # unreadable items an epoch may skip (fraction of its items); more stops the run
-    max_bad_steps: int = 5  # steps in a row with a non-finite loss (each skipped: no update) that stop the run
-    log_every: int = 10  # steps between metric rows
-    progress: bool = True  # show a progress bar
+    """Adam's L2 weight decay (EZ-VSL and SLAVC publish 0, FNAC 1e-4; see vssl.train.recipes)"""
+    seed: int = 0
+    """seeds data order, augmentation, negatives and initialisation"""
+    device: str = "cpu"
+    """cpu, cuda, cuda:1, ... (under torchrun, cuda means cuda:LOCAL_RANK)"""
+    amp: str = "none"
+    """autocast precision: none, bf16 or fp16 (fp16 uses a grad scaler; cuda only)"""
+    contrast: str = "global"
+    """negatives of a pair under torchrun: global = every process's pairs of the micro-batch (embeddings all-gathered,
+    results independent of the world size); local = own pairs only"""
+    accumulate: int = 1
+    """micro-batches per optimiser step (gradient accumulation); each is one contrast pool (SLAVC's momentum encoders
+    take their EMA step once per micro-batch)"""
+    channels_last: bool = False
+    """NHWC memory format for the convolutions (faster with oneDNN and tensor cores)"""
+    compile: bool = False
+    """torch.compile the image and audio trunks (slow first steps, faster later ones)"""
+    fused_adam: bool = False
+    """Adam's update of all parameters in one fused kernel (faster; last-bit differences)"""
+    sync_batchnorm: bool = False
+    """BatchNorm statistics over all processes' pairs (cuda only)"""
+    num_workers: int = 0
+    """DataLoader worker processes per training process"""
+    prefetch_factor: int = 2
+    """batches each loader worker prepares ahead (with num_workers > 0)"""
+    freeze_audio_norm_at: float = 1.0
+    """fraction of training after which the audio BatchNorm layers run on their running statistics (frozen), so the
+    encoder learns on what inference computes; 1.0 = never"""
+    cache: bool = False
+    """keep decoded items in memory (small datasets, num_workers=0): no decoding after epoch 1"""
+    precise_bn_batches: int = 0
+    """after training, BatchNorm running statistics recomputed as the average over this many training micro-batches
+    with the final weights (PreciseBN, train/precise_bn.py); 0 = the moving averages"""
+    checkpoint_every: int = 100
+    """steps between resume checkpoints (also written at every epoch end)"""
+    max_bad_fraction: float = 0.01
+    """unreadable items an epoch may skip (fraction of its items); more stops the run"""
+    max_bad_steps: int = 5
+    """steps in a row with a non-finite loss (each skipped: no update) that stop the run"""
+    log_every: int = 10
+    """steps between metric rows"""
+    progress: bool = True
+    """show a progress bar"""
 
     def validate(self) -> None:
         """`ConfigError` naming the key of the first rule (`RULES`, in order) this config breaks."""
