@@ -28,17 +28,14 @@ from vssl.errors import ConfigError
 from vssl.evaluation import report as R
 from vssl.evaluation.maps import compute_maps
 from vssl.evaluation.protocol import PROTOCOL, calibrate_from, evaluate
-from vssl.models.objectives import BASE_OBJECTIVES, ObjectiveConfig
+from vssl.models.objectives import METHODS, ObjectiveConfig
 from vssl.models.objectives.sslsan import SSLSaNConfig
+from vssl.models.registry import method_model_size
 from vssl.models.release import load_model, save_release
 from vssl.train.loop import TrainConfig, resumable, train
 from vssl.train.pretrain import PretrainConfig, pretrain_image_trunk
 
 log = logging.getLogger(__name__)
-
-
-# Methods whose architecture differs from EZ-VSL's: the model size is prefixed (slavc_small, lvs_small).
-METHOD_MODELS = {"slavc": "slavc_", "lvs": "lvs_"}
 
 
 @dataclass(frozen=True)
@@ -65,9 +62,10 @@ class DemoConfig:
             "sslsan": (ObjectiveConfig(name="sslsan", sslsan=self.sslsan), self.train.model),
         }
         for method in self.compare:
-            if method not in BASE_OBJECTIVES or method == "ezvsl":
-                raise ConfigError(f"demo compare: unknown method {method!r}; choose from slavc, fnac, lvs")
-            size = f"{METHOD_MODELS[method]}{self.train.model}" if method in METHOD_MODELS else self.train.model
+            if method not in METHODS or method == "ezvsl":
+                choices = ", ".join(m for m in METHODS if m != "ezvsl")
+                raise ConfigError(f"demo compare: unknown method {method!r}; choose from {choices}")
+            size = method_model_size(method, self.train.model)  # its own architecture (slavc_small), if it has one
             out[method] = (ObjectiveConfig(name=method), size)
             out[f"sslsan+{method}"] = (ObjectiveConfig(name=f"sslsan+{method}", sslsan=self.sslsan), size)
         return out

@@ -21,7 +21,8 @@ keys), every other key is checked: a missing, unexpected or misshapen tensor is 
 in the checkpoint's own names. Files are read with ``torch.load(weights_only=True)``, which cannot run code
 from the file.
 
-Adding a format is one `FORMATS` entry.
+A method declares its formats in its `vssl.models.method.Method` record (``formats=``); formats of methods
+vssl does not train are `OTHER_FORMATS` entries.
 """
 
 from __future__ import annotations
@@ -36,7 +37,15 @@ import torch
 
 from vssl.audio import AudioConfig
 from vssl.errors import VsslError
-from vssl.models.localizer import AVLocalizer, ModelConfig
+from vssl.models.checkpoint_formats import (
+    LVS_RENAMED,
+    LVS_UNUSED,
+    LVS_UNUSED_REASON,
+    CheckpointFormat,
+    KeyShapes,
+)
+from vssl.models.localizer import AVLocalizer
+from vssl.models.objectives import METHODS
 from vssl.models.registry import create_model, model_config
 from vssl.models.release import save_release
 from vssl.models.torch_files import load_torch_file
@@ -45,61 +54,10 @@ DATA_PARALLEL_PREFIX = "module."
 _MAX_LISTED = 20  # keys named per category in an error message
 
 
-KeyShapes = tuple[tuple[str, tuple[int, ...]], ...]
-
-
-@dataclass(frozen=True)
-class CheckpointFormat:
-    """How one method's official checkpoint is laid out, and which vssl architecture holds it."""
-
-    name: str
-    """Value of ``vssl convert --format``."""
-    method: str
-    """The method and where it was published."""
-    state_key: str
-    """Entry of the checkpoint dict that holds the model's state dict."""
-    model_size: str
-    """vssl registry size with the same network."""
-    renamed: tuple[tuple[str, str], ...] = ()
-    """(official key, vssl key) pairs of tensors that vssl stores under another name."""
-    unused: KeyShapes = ()
-    """(official key, shape) of tensors the official forward never reads: dropped when present (shape checked)."""
-    unused_reason: str = ""
-    """Why the ``unused`` tensors are never read (recorded in ``config.json``)."""
-    audio: AudioConfig | None = None
-    """Audio front end of the method's own test code; None: the registry size's (EZ-VSL's)."""
-    audio_reason: str = ""
-    """Where ``audio`` comes from (recorded in ``config.json``)."""
-
-    def model_config(self) -> ModelConfig:
-        """The registry size's config with this format's audio front end."""
-        cfg = model_config(self.model_size)
-        return cfg if self.audio is None else replace(cfg, audio=self.audio)
-
-
-# LVS's ResNet (models/base_models.py; SSL-Align's models_lvs/ copy is identical, SSL-TIE's networks/ copy adds a
-# dim_mapping built only for a dim_tgt its AVENet never passes) builds three stems and an ImageNet head in every
-# trunk; forward(modal='vision') runs conv1, forward(modal='audio') runs conv1_a, and both stop after layer4, so the
-# other stems and fc are never read (AVENet's Sigmoid and AdaptiveMaxPool hold no tensors).
-_LVS_UNUSED: KeyShapes = (
-    ("imgnet.conv1_a.weight", (64, 1, 7, 7)),
-    ("imgnet.conv1_flow.weight", (64, 6, 7, 7)),
-    ("imgnet.fc.weight", (1000, 512)),
-    ("imgnet.fc.bias", (1000,)),
-    ("audnet.conv1.weight", (64, 3, 7, 7)),
-    ("audnet.conv1_flow.weight", (64, 6, 7, 7)),
-    ("audnet.fc.weight", (1000, 512)),
-    ("audnet.fc.bias", (1000,)),
-)
-_LVS_UNUSED_REASON = (
-    "LVS's ResNet builds conv1 (RGB), conv1_a (1-channel) and conv1_flow (6-channel) stems and an ImageNet fc in "
-    "both trunks; its forward runs conv1 in the image trunk, conv1_a in the audio trunk, and stops after layer4"
-)
-_LVS_RENAMED = (("audnet.conv1_a.weight", "audnet.conv1.weight"),)
 # SSL-TIE's AVENet (models/model.py) adds vision_fc1 (never called) and conv3 -> norm3, whose output (out1) the
 # forward computes and discards: the returned map A is LVS's cosine map.
 _SSLTIE_UNUSED: KeyShapes = (
-    *_LVS_UNUSED,
+    *LVS_UNUSED,
     ("vision_fc1.weight", (512, 1024, 1, 1)),
     ("vision_fc1.bias", (512,)),
     ("conv3.weight", (1, 1, 1, 1)),
@@ -111,75 +69,64 @@ _SSLTIE_UNUSED: KeyShapes = (
     ("norm3.num_batches_tracked", ()),
 )
 _SSLTIE_UNUSED_REASON = (
-    _LVS_UNUSED_REASON + "; SSL-TIE's vision_fc1 is never called and its conv3 -> norm3 output is computed and "
+    LVS_UNUSED_REASON + "; SSL-TIE's vision_fc1 is never called and its conv3 -> norm3 output is computed and "
     "discarded, the returned map being LVS's"
 )
 
-FORMATS: dict[str, CheckpointFormat] = {
-    f.name: f
-    for f in (
-        CheckpointFormat("ezvsl", "EZ-VSL (ECCV 2022)", "model", "resnet18"),
-        CheckpointFormat("fnac", "FNAC (CVPR 2023)", "model", "resnet18"),
-        # Two heads per modality (img_proj1/2, aud_proj1/2) and momentum copies (momentum_*); vssl's maps of a
-        # converted model come from the momentum encoders, as SLAVC's published evaluation (--use_mom_eval).
-        CheckpointFormat("slavc", "SLAVC (NeurIPS 2022)", "model", "slavc_resnet18"),
-        CheckpointFormat(
-            "lvs",
-            "LVS (CVPR 2021)",
-            "model_state_dict",
-            "lvs_official_resnet18",
-            renamed=_LVS_RENAMED,
-            unused=_LVS_UNUSED,
-            unused_reason=_LVS_UNUSED_REASON,
-            audio=AudioConfig(duration=10.0),
-            audio_reason=(
-                "LVS's test.py (datasets/dataloader.py): the first 10 s of the clip (tiled if shorter; vssl takes "
-                "the central 10 s, the same for clips of 10 s or less), scipy spectrogram nperseg 512, "
-                "noverlap 274, log(S + 1e-7) / 12"
-            ),
+OTHER_FORMATS: tuple[CheckpointFormat, ...] = (
+    CheckpointFormat(
+        "sslalign",
+        "SSL-Align (ICCV 2023)",
+        "model_state_dict",
+        "lvs_official_resnet18",
+        renamed=LVS_RENAMED,
+        unused=LVS_UNUSED,
+        unused_reason=LVS_UNUSED_REASON,
+        audio=AudioConfig(noverlap=353),
+        audio_reason=(
+            "SSL-Align's test.py (datasets_lvs.py): seconds 3.5-6.5 of the 10 s clip (its central 3 s), "
+            "scipy spectrogram nperseg 512, noverlap 353 (hop 159, 299 frames), log(S + 1e-7) / 12"
         ),
-        CheckpointFormat(
-            "sslalign",
-            "SSL-Align (ICCV 2023)",
-            "model_state_dict",
-            "lvs_official_resnet18",
-            renamed=_LVS_RENAMED,
-            unused=_LVS_UNUSED,
-            unused_reason=_LVS_UNUSED_REASON,
-            audio=AudioConfig(noverlap=353),
-            audio_reason=(
-                "SSL-Align's test.py (datasets_lvs.py): seconds 3.5-6.5 of the 10 s clip (its central 3 s), "
-                "scipy spectrogram nperseg 512, noverlap 353 (hop 159, 299 frames), log(S + 1e-7) / 12"
-            ),
+    ),
+    CheckpointFormat(
+        "ssltie",
+        "SSL-TIE (ACM MM 2022)",
+        "state_dict",  # main.py saves {'epoch', 'state_dict', 'best_miou', 'optimizer', 'iteration'}
+        "lvs_official_resnet18",
+        renamed=LVS_RENAMED,
+        unused=_SSLTIE_UNUSED,
+        unused_reason=_SSLTIE_UNUSED_REASON,
+        audio=AudioConfig(duration=10.0, noverlap=273, features="mel_db", n_mels=257),
+        audio_reason=(
+            "SSL-TIE's test loader (datasets/dataloader.py): the first 10 s of the clip (tiled if shorter; vssl "
+            "takes the central 10 s, the same for clips of 10 s or less) at the file's rate (vssl: 16 kHz), "
+            "torchaudio MelSpectrogram n_fft 512, hop 239, 257 mel bands, normalized=True, then "
+            "AmplitudeToDB (power, 1e-10 floor). Its frames are resized to 224 on the shorter side and "
+            "centre-cropped; vssl resizes them to 224x224 as the EZ-VSL family and box annotations do "
+            "(the same for square frames)"
         ),
-        CheckpointFormat(
-            "ssltie",
-            "SSL-TIE (ACM MM 2022)",
-            "state_dict",  # main.py saves {'epoch', 'state_dict', 'best_miou', 'optimizer', 'iteration'}
-            "lvs_official_resnet18",
-            renamed=_LVS_RENAMED,
-            unused=_SSLTIE_UNUSED,
-            unused_reason=_SSLTIE_UNUSED_REASON,
-            audio=AudioConfig(duration=10.0, noverlap=273, features="mel_db", n_mels=257),
-            audio_reason=(
-                "SSL-TIE's test loader (datasets/dataloader.py): the first 10 s of the clip (tiled if shorter; vssl "
-                "takes the central 10 s, the same for clips of 10 s or less) at the file's rate (vssl: 16 kHz), "
-                "torchaudio MelSpectrogram n_fft 512, hop 239, 257 mel bands, normalized=True, then "
-                "AmplitudeToDB (power, 1e-10 floor). Its frames are resized to 224 on the shorter side and "
-                "centre-cropped; vssl resizes them to 224x224 as the EZ-VSL family and box annotations do "
-                "(the same for square frames)"
-            ),
-        ),
-    )
-}
+    ),
+)
+"""Formats of methods vssl evaluates but does not train (their checkpoints hold LVS's network)."""
+
+
+def checkpoint_formats() -> dict[str, CheckpointFormat]:
+    """Every registered method's formats (`Method.formats`), then `OTHER_FORMATS`, by name, each with the
+    architecture of its ``model_size``."""
+    declared = [fmt for method in METHODS.values() for fmt in method.formats] + list(OTHER_FORMATS)
+    return {fmt.name: replace(fmt, architecture=model_config(fmt.model_size)) for fmt in declared}
+
+
+FORMATS = checkpoint_formats()
+"""`checkpoint_formats` of the methods registered in vssl (the CLI's ``--format`` choices)."""
 
 
 def checkpoint_format(name: str) -> CheckpointFormat:
     """The format called ``name``; raises `VsslError` if unknown."""
-    fmt = FORMATS.get(name)
-    if fmt is None:
-        raise VsslError(f"unknown checkpoint format {name!r}; known: {', '.join(FORMATS)}")
-    return fmt
+    formats = checkpoint_formats()
+    if name not in formats:
+        raise VsslError(f"unknown checkpoint format {name!r}; known: {', '.join(formats)}")
+    return formats[name]
 
 
 def read_checkpoint(path: str | Path, state_key: str = "model") -> Any:

@@ -1,8 +1,10 @@
 """The EZ-VSL-family audio-visual localizer (SPEC §3).
 
-image  [B, 3, S, S] -> ResNet trunk -> 1x1 conv ``img_proj`` -> L2 over channels -> [B, D, h, w]
-audio  [B, 1, 257, 200] -> ResNet trunk (1-channel conv1) -> global max -> ``aud_proj`` -> L2 -> [B, D]
+image  [B, 3, S, S] -> trunk -> 1x1 conv ``img_proj`` -> L2 over channels -> [B, D, h, w]
+audio  [B, 1, 257, 200] -> trunk (1-channel input) -> global max -> ``aud_proj`` -> L2 -> [B, D]
 map    cosine between the audio vector and every spatial image vector -> [B, h, w]
+
+The trunks are ResNets by default, or any registered kind (`vssl.models.encoders.TRUNKS`, e.g. a timm model).
 
 Submodule names (``imgnet``, ``img_proj``, ``audnet``, ``aud_proj``) are the official checkpoint's,
 so official EZ-VSL/FNAC weights load key for key. Two variants cover the other published methods:
@@ -28,7 +30,7 @@ from torch import nn
 from vssl.audio import AudioConfig, spectrogram
 from vssl.errors import ConfigError
 from vssl.maps import join_heads, paired_maps, pairwise_maps  # noqa: F401  (pairwise_maps: re-exported until callers move)
-from vssl.models.encoders import BackboneConfig, ResNetTrunk
+from vssl.models.encoders import BackboneConfig, check_trunk, create_trunk
 from vssl.vision import ImageConfig
 
 MOMENTUM_PREFIX = "momentum_"
@@ -47,6 +49,10 @@ class ModelConfig:
     momentum: float | None = None  # EMA coefficient of momentum copies of both encoders (SLAVC 0.999); None: none
     image: ImageConfig = field(default_factory=ImageConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+
+    def __post_init__(self) -> None:
+        check_trunk(self.image_backbone, "image_backbone")
+        check_trunk(self.audio_backbone, "audio_backbone")
 
 
 def projection_names(kind: str, heads: int) -> list[str]:
@@ -84,10 +90,10 @@ class AVLocalizer(nn.Module):
 
     def _build_branch(self, prefix: str) -> None:
         cfg = self.cfg
-        self.add_module(prefix + "imgnet", ResNetTrunk(cfg.image_backbone, in_channels=3))
+        self.add_module(prefix + "imgnet", create_trunk(cfg.image_backbone, in_channels=3, key="image_backbone"))
         for name in projection_names("img_proj", cfg.heads):
             self.add_module(prefix + name, nn.Conv2d(cfg.image_backbone.out_channels, cfg.embed_dim, kernel_size=1))
-        self.add_module(prefix + "audnet", ResNetTrunk(cfg.audio_backbone, in_channels=1))
+        self.add_module(prefix + "audnet", create_trunk(cfg.audio_backbone, in_channels=1, key="audio_backbone"))
         for name in projection_names("aud_proj", cfg.heads):
             self.add_module(prefix + name, nn.Linear(cfg.audio_backbone.out_channels, cfg.embed_dim))
 

@@ -2,7 +2,8 @@
 
 EZ-VSL, FNAC and SLAVC report their maps with and without OGL (always report both). The prior is the
 channel mean of ``|layer4|`` of an ImageNet ResNet-18, ``[B, 7, 7]`` at 224x224: where "some object" is,
-whatever the sound. It is mixed with the audio-visual map by one of two published rules:
+whatever the sound. It is mixed with the audio-visual map by one of two published rules (`vssl.models.ogl_mix`;
+each method names its own in its `vssl.models.method.Method` record):
 
 * `mix_ezvsl` (EZ-VSL, FNAC): ``minmax(alpha * minmax(AV) + (1 - alpha) * minmax(OBJ))``, alpha = 0.4;
   a relative map in [0, 1] (every map spans it), for the ``median`` protocol.
@@ -23,19 +24,34 @@ once into torch's cache) or, offline, from a local file or state dict of a torch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from vssl.errors import VsslError
-from vssl.maps import EVAL_SIZE, minmax, to_unit_scale, upsample
 from vssl.models.encoders import BackboneConfig, ResNetTrunk
+from vssl.models.objectives import METHODS
+from vssl.models.ogl_mix import OBJ_SCALE, MixRule, common_resolution, mix_ezvsl, mix_raw, mix_slavc
 from vssl.models.torch_files import load_torch_file
 
+__all__ = [
+    "IMAGENET",
+    "MIX_RULES",
+    "OBJ_SCALE",
+    "MixRule",
+    "ObjectPrior",
+    "WeightsSource",
+    "common_resolution",
+    "mix_ezvsl",
+    "mix_raw",
+    "mix_slavc",
+    "object_guided",
+    "resnet18_state",
+]
+
 IMAGENET = "imagenet"
-OBJ_SCALE = 2.5  # SLAVC's fixed upper end of the prior's range (its lower end is 0)
 WeightsSource = str | Path | Mapping[str, torch.Tensor]
 
 
@@ -91,55 +107,23 @@ class ObjectPrior(nn.Module):
         return self.trunk(images).abs().mean(dim=1)
 
 
-def common_resolution(
-    av: torch.Tensor, obj: torch.Tensor, size: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``av [B, h, w]`` and ``obj [B, h', w']`` at one resolution: as they are if equal (and ``size`` is None),
-    else both upsampled to ``size`` x ``size`` (224 by default; bilinear, align_corners=True)."""
-    if size is None and av.shape[-2:] == obj.shape[-2:]:
-        return av, obj
-    size = size or EVAL_SIZE
-    return upsample(av, size), upsample(obj, size)
+OTHER_RULES: dict[str, tuple[MixRule, float]] = {"icassp25": (mix_raw, 0.4)}
+"""Rules of code vssl evaluates with but does not train: the ICASSP'25 code's raw 0.4/0.6 mix."""
 
 
-def mix_ezvsl(av: torch.Tensor, obj: torch.Tensor, alpha: float = 0.4, size: int | None = None) -> torch.Tensor:
-    """EZ-VSL/FNAC rule: ``minmax(alpha * minmax(av) + (1 - alpha) * minmax(obj))`` -> ``[B, h, w]`` in [0, 1].
-
-    ``av`` may be on any scale (cosine or cosine / tau: min-max removes it).
-    """
-    av, obj = common_resolution(av, obj, size)
-    return minmax(alpha * minmax(av) + (1.0 - alpha) * minmax(obj))
+def mix_rules() -> dict[str, tuple[MixRule, float]]:
+    """The published rule and alpha of every registered method (its `Method.ogl`), then `OTHER_RULES`."""
+    return {**{name: method.ogl for name, method in METHODS.items() if method.ogl is not None}, **OTHER_RULES}
 
 
-def mix_slavc(av_cos: torch.Tensor, obj: torch.Tensor, alpha: float = 0.9, size: int | None = None) -> torch.Tensor:
-    """SLAVC rule: ``alpha * (cos + 1) / 2 + (1 - alpha) * obj / 2.5`` -> ``[B, h, w]`` on a fixed scale.
-
-    ``av_cos`` must be the raw cosine map in [-1, 1].
-    """
-    av_cos, obj = common_resolution(av_cos, obj, size)
-    return alpha * to_unit_scale(av_cos) + (1.0 - alpha) * obj / OBJ_SCALE
-
-
-def mix_raw(av_cos: torch.Tensor, obj: torch.Tensor, alpha: float = 0.4, size: int | None = None) -> torch.Tensor:
-    """ICASSP'25 code's rule: ``alpha * av + (1 - alpha) * obj`` on the raw maps (cosine and prior, no min-max)."""
-    av_cos, obj = common_resolution(av_cos, obj, size)
-    return alpha * av_cos + (1.0 - alpha) * obj
-
-
-MixRule = Callable[..., torch.Tensor]
-# The published rule and alpha of each method.
-MIX_RULES: dict[str, tuple[MixRule, float]] = {
-    "ezvsl": (mix_ezvsl, 0.4),
-    "fnac": (mix_ezvsl, 0.4),
-    "slavc": (mix_slavc, 0.9),
-    "icassp25": (mix_raw, 0.4),
-}
+MIX_RULES = mix_rules()
+"""`mix_rules` of the methods registered in vssl (the CLI's ``--ogl-method`` choices)."""
 
 
 def object_guided(method: str, av_cos: torch.Tensor, obj: torch.Tensor, size: int | None = None) -> torch.Tensor:
     """``av_cos [B, h, w]`` (raw cosine) mixed with the prior ``obj`` by ``method``'s published rule and alpha."""
-    try:
-        rule, alpha = MIX_RULES[method]
-    except KeyError:
-        raise VsslError(f"no published OGL rule for {method!r}; known: {', '.join(MIX_RULES)}") from None
+    rules = mix_rules()
+    if method not in rules:
+        raise VsslError(f"no published OGL rule for {method!r}; known: {', '.join(rules)}")
+    rule, alpha = rules[method]
     return rule(av_cos, obj, alpha=alpha, size=size)

@@ -1,15 +1,17 @@
 """Named model sizes: ``resnet18`` (the published architecture), ``small`` (demo), ``test``.
 
-Each size also comes in the variants of the other published methods (SPEC §3):
+Each size also comes in the architecture of every method that needs its own (`Method.architecture`), named
+``<method>_<size>`` (SPEC §3):
 
 * ``slavc_<size>``: two projection heads per modality and momentum encoders, SLAVC's key names; m = 0.999
-  (published) for ``resnet18``, 0.99 for the CPU sizes, whose runs of a few hundred steps would leave
-  0.999-momentum encoders (which draw the maps at inference) near their initialisation;
+  (published) for ``resnet18``, 0.99 for the CPU sizes (`vssl.models.objectives.slavc.slavc_architecture`);
 * ``lvs_<size>``: no projection heads and a stride-1 last image layer, so maps are twice as fine
   (14x14 from ResNet-18 at 224), as LVS and its descendants (SSL-Align, SSL-TIE);
-* ``lvs_official_resnet18``: ``lvs_resnet18`` with the audio trunk's last layer at stride 1 too. The published
-  LVS code builds both trunks from one ResNet class whose layer4 has stride 1; on a spectrogram that changes
-  the max-pooled audio vector, so official LVS / SSL-Align checkpoints (``vssl convert``) need this size.
+* ``lvs_official_resnet18``: ``lvs_resnet18`` with the audio trunk's last layer at stride 1 too, the network of
+  official LVS / SSL-Align / SSL-TIE checkpoints (``vssl convert``).
+
+`register_model_size` and `register_method` add sizes and methods at run time (a plugin, a test); each keeps
+the table complete (a new size in every method's architecture, a new method's architecture of every size).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from dataclasses import replace
 from vssl.errors import ConfigError
 from vssl.models.encoders import BackboneConfig
 from vssl.models.localizer import AVLocalizer, ModelConfig
+from vssl.models.method import Method
+from vssl.models.objectives import METHODS
+from vssl.models.objectives.lvs import lvs_official_architecture
+from vssl.models.objectives.slavc import SHORT_RUN_MOMENTUM, SLAVC_MOMENTUM  # noqa: F401  (re-exported)
 from vssl.vision import ImageConfig
 
 _TINY_AUDIO = BackboneConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), stem_width=16)
@@ -28,10 +34,7 @@ _TINY_AUDIO = BackboneConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), stem
 _TINY_IMAGE = BackboneConfig(widths=(16, 32, 64), blocks=(1, 1, 1), stem_width=16)
 _TEST = BackboneConfig(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8)
 
-SLAVC_MOMENTUM = 0.999  # SLAVC's published --m_img / --m_aud
-SHORT_RUN_MOMENTUM = 0.99  # EMA horizon of ~100 steps, for the sizes trained a few hundred steps on a CPU
-
-_BASE_SIZES: dict[str, ModelConfig] = {
+BASE_SIZES: dict[str, ModelConfig] = {
     # The EZ-VSL / SLAVC / FNAC architecture: two ResNet-18, 512-d embeddings, 224x224 frames, 7x7 maps.
     "resnet18": ModelConfig(name="resnet18"),
     # The demo's model: same design, narrow and shallow, 112x112 frames (7x7 maps), trains on a CPU in minutes.
@@ -43,36 +46,17 @@ _BASE_SIZES: dict[str, ModelConfig] = {
         name="test", image_backbone=_TEST, audio_backbone=_TEST, embed_dim=16, image=ImageConfig(size=64)
     ),
 }
-
-
-def slavc_variant(cfg: ModelConfig, momentum: float = SLAVC_MOMENTUM) -> ModelConfig:
-    """Two heads per modality and momentum encoders."""
-    return replace(cfg, name=f"slavc_{cfg.name}", heads=2, momentum=momentum)
-
-
-def lvs_variant(cfg: ModelConfig) -> ModelConfig:
-    """No projection heads, stride-1 last image layer; the audio trunk's last layer is made as wide as the image's."""
-    image = replace(cfg.image_backbone, last_stride=1)
-    width = image.out_channels
-    audio = replace(cfg.audio_backbone, widths=(*cfg.audio_backbone.widths[:-1], width))
-    return replace(cfg, name=f"lvs_{cfg.name}", image_backbone=image, audio_backbone=audio, embed_dim=width, heads=0)
-
-
-def lvs_official_variant(cfg: ModelConfig) -> ModelConfig:
-    """`lvs_variant` whose audio trunk's last layer also has stride 1, as in LVS's official ``base_models.py``."""
-    lvs = lvs_variant(cfg)
-    audio = replace(lvs.audio_backbone, last_stride=1)
-    return replace(lvs, name=f"lvs_official_{cfg.name}", audio_backbone=audio)
-
+"""The sizes every method's architecture is derived from."""
 
 MODEL_SIZES: dict[str, ModelConfig] = {
-    **_BASE_SIZES,
+    **BASE_SIZES,
     **{
-        f"slavc_{name}": slavc_variant(cfg, SLAVC_MOMENTUM if name == "resnet18" else SHORT_RUN_MOMENTUM)
-        for name, cfg in _BASE_SIZES.items()
+        method.model_size(name): method.model_config(cfg)
+        for method in METHODS.values()
+        if method.architecture is not None
+        for name, cfg in BASE_SIZES.items()
     },
-    **{f"lvs_{name}": lvs_variant(cfg) for name, cfg in _BASE_SIZES.items()},
-    "lvs_official_resnet18": lvs_official_variant(_BASE_SIZES["resnet18"]),
+    "lvs_official_resnet18": replace(lvs_official_architecture(BASE_SIZES["resnet18"]), name="lvs_official_resnet18"),
 }
 
 
@@ -87,3 +71,45 @@ def create_model(name_or_cfg: str | ModelConfig) -> AVLocalizer:
     """A freshly initialised localizer of a named size or explicit config."""
     cfg = model_config(name_or_cfg) if isinstance(name_or_cfg, str) else name_or_cfg
     return AVLocalizer(cfg)
+
+
+def method_model_size(method: str, size: str) -> str:
+    """The model size ``method`` trains in place of base size ``size`` (``slavc``, ``small`` -> ``slavc_small``;
+    ``fnac``, ``small`` -> ``small``)."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    return METHODS[method].model_size(size)
+
+
+def register_model_size(cfg: ModelConfig) -> ModelConfig:
+    """Add ``cfg`` as the size ``cfg.name``, and its variant ``<method>_<cfg.name>`` for every method with an
+    architecture of its own. Returns ``cfg``."""
+    sizes = {cfg.name: cfg}
+    for method in METHODS.values():
+        sizes |= _method_sizes(method, {cfg.name: cfg})
+    _add(sizes)
+    BASE_SIZES[cfg.name] = cfg
+    return cfg
+
+
+def register_method(method: Method) -> Method:
+    """Add ``method`` to `METHODS` (``objective.name=<name>`` and ``sslsan+<name>``, its OGL rule, its checkpoint
+    formats) and, when it has an architecture of its own, its size ``<name>_<size>`` of every base size."""
+    if method.name in METHODS or "+" in method.name:
+        raise ConfigError(f"method name {method.name!r} is taken or contains '+'; registered: {', '.join(METHODS)}")
+    _add(_method_sizes(method, BASE_SIZES))
+    METHODS[method.name] = method
+    return method
+
+
+def _method_sizes(method: Method, bases: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+    if method.architecture is None:
+        return {}
+    return {method.model_size(name): method.model_config(cfg) for name, cfg in bases.items()}
+
+
+def _add(sizes: dict[str, ModelConfig]) -> None:
+    """Add ``sizes`` to `MODEL_SIZES`, all or none."""
+    if taken := sorted(sizes.keys() & MODEL_SIZES.keys()):
+        raise ConfigError(f"model size(s) {', '.join(taken)} already registered")
+    MODEL_SIZES.update(sizes)

@@ -1,31 +1,48 @@
-"""Training objectives, registered by name. Adding a method = one module + one line in `BASE_OBJECTIVES`.
+"""Training objectives, and the registry of methods (`METHODS`).
 
-``ObjectiveConfig.name`` is a base objective (``ezvsl``, ``slavc``, ``fnac``, ``lvs``) or SSL-SaN's
-negatives on top of one, ``sslsan+<base>``; plain ``sslsan`` means ``sslsan+ezvsl``.
+Adding a method = one module ending with a `vssl.models.method.Method` record + its line in `METHODS` (and the
+import above it); its objective name, model sizes, OGL rule and checkpoint formats derive from the record.
+
+``ObjectiveConfig.name`` is a method (``ezvsl``, ``slavc``, ``fnac``, ``lvs``) or SSL-SaN's negatives on top of
+one, ``sslsan+<method>``; plain ``sslsan`` means ``sslsan+ezvsl``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from vssl.errors import ConfigError
+from vssl.models.method import Method
 from vssl.models.objectives.base import BaseObjective, Batch
-from vssl.models.objectives.ezvsl import EZVSL
-from vssl.models.objectives.fnac import FNAC, FNACConfig
-from vssl.models.objectives.lvs import LVS, LVSConfig
-from vssl.models.objectives.slavc import SLAVC, SLAVCConfig
+from vssl.models.objectives.ezvsl import METHOD as EZVSL_METHOD
+from vssl.models.objectives.fnac import METHOD as FNAC_METHOD
+from vssl.models.objectives.fnac import FNACConfig
+from vssl.models.objectives.lvs import METHOD as LVS_METHOD
+from vssl.models.objectives.lvs import LVSConfig
+from vssl.models.objectives.slavc import METHOD as SLAVC_METHOD
+from vssl.models.objectives.slavc import SLAVCConfig
 from vssl.models.objectives.sslsan import SSLSaN, SSLSaNConfig
 
 SSLSAN = "sslsan"
 DEFAULT_SSLSAN_BASE = "ezvsl"
 
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        EZVSL_METHOD,
+        FNAC_METHOD,
+        SLAVC_METHOD,
+        LVS_METHOD,
+    )
+}
+"""The registry: every base method by name (`vssl.models.registry.register_method` adds one at run time)."""
+
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    """Which objective trains the model, and its parameters."""
+    """Which objective trains the model, and its parameters (a method's section is named after it)."""
 
     name: str = "sslsan"  # ezvsl, slavc, fnac, lvs (positive-only) or sslsan+<one of them> (sslsan = sslsan+ezvsl)
     sslsan: SSLSaNConfig = field(default_factory=SSLSaNConfig)  # used by sslsan and sslsan+<base>
@@ -34,19 +51,19 @@ class ObjectiveConfig:
     lvs: LVSConfig = field(default_factory=LVSConfig)  # used by lvs (meant for an lvs_* model size)
 
 
-BASE_OBJECTIVES: dict[str, Callable[[ObjectiveConfig], BaseObjective]] = {
-    "ezvsl": lambda cfg: EZVSL(),
-    "slavc": lambda cfg: SLAVC(cfg.slavc),
-    "fnac": lambda cfg: FNAC(cfg.fnac),
-    "lvs": lambda cfg: LVS(cfg.lvs),
-}
-OBJECTIVES = (*BASE_OBJECTIVES, SSLSAN, *(f"{SSLSAN}+{name}" for name in BASE_OBJECTIVES))
+def objective_names() -> tuple[str, ...]:
+    """Every valid ``objective.name``: the registered methods, ``sslsan`` and ``sslsan+<method>``."""
+    return (*METHODS, SSLSAN, *(f"{SSLSAN}+{name}" for name in METHODS))
+
+
+OBJECTIVES = objective_names()
+"""`objective_names` of the methods registered in vssl."""
 
 
 def _base(name: str, cfg: ObjectiveConfig) -> BaseObjective:
-    if name not in BASE_OBJECTIVES:
-        raise ConfigError(f"unknown objective {cfg.name!r}; known: {list(OBJECTIVES)}")
-    return BASE_OBJECTIVES[name](cfg)
+    if name not in METHODS:
+        raise ConfigError(f"unknown objective {cfg.name!r}; known: {list(objective_names())}")
+    return METHODS[name].create(cfg)
 
 
 def create_objective(cfg: ObjectiveConfig, num_samples: int, seed: int) -> torch.nn.Module:
@@ -61,4 +78,4 @@ def create_objective(cfg: ObjectiveConfig, num_samples: int, seed: int) -> torch
     return _base(method, cfg)
 
 
-__all__ = ["BASE_OBJECTIVES", "OBJECTIVES", "Batch", "ObjectiveConfig", "create_objective"]
+__all__ = ["METHODS", "OBJECTIVES", "Batch", "Method", "ObjectiveConfig", "create_objective", "objective_names"]

@@ -9,10 +9,13 @@ from __future__ import annotations
 import torch
 
 from vssl.maps import paired_maps, pairwise_maps
+from vssl.models.checkpoint_formats import CheckpointFormat
 from vssl.models.localizer import AVLocalizer
+from vssl.models.method import Method
 from vssl.models.objectives.base import BaseObjective, Batch, Contrast, audio_columns, diagonal_ce, encode_pairs
+from vssl.models.ogl_mix import mix_ezvsl
 
-__all__ = ["EZVSL", "Batch", "mil_contrastive", "mil_scores", "symmetric_ce"]
+__all__ = ["EZVSL", "METHOD", "Batch", "mil_contrastive", "mil_scores", "symmetric_ce"]
 
 
 def mil_scores(img: torch.Tensor, aud: torch.Tensor, tau: float) -> torch.Tensor:
@@ -47,3 +50,11 @@ class EZVSL(BaseObjective):
         img, aud, neg = encode_pairs(model, batch, negatives)
         loss, _ = mil_contrastive(img, audio_columns(aud, neg, negative_columns), model.cfg.tau)
         return Contrast({"loss": loss, "ezvsl_loss": loss.detach()}, paired_maps(img, aud), pairwise_maps(img, neg))
+
+
+METHOD = Method(
+    "ezvsl",
+    objective=lambda _: EZVSL(),
+    ogl=(mix_ezvsl, 0.4),
+    formats=(CheckpointFormat("ezvsl", "EZ-VSL (ECCV 2022)", "model", "resnet18"),),
+)

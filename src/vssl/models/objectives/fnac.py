@@ -22,9 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from vssl.maps import paired_maps, pairwise_maps
+from vssl.models.checkpoint_formats import CheckpointFormat
 from vssl.models.localizer import AVLocalizer
+from vssl.models.method import Method
 from vssl.models.objectives.base import BaseObjective, Batch, Contrast, audio_columns, encode_pairs
 from vssl.models.objectives.ezvsl import mil_contrastive
+from vssl.models.ogl_mix import mix_ezvsl
 
 TERMS = ("fns1", "tns", "fns2")
 _MINMAX_EPS = 1e-5  # added to the own map's range before the foreground threshold, as published
@@ -86,3 +89,12 @@ class FNAC(BaseObjective):
         losses = {"loss": loss, "ezvsl_loss": ezvsl.detach(), "fnac_loss": fnac.detach()}
         losses |= {f"fnac_{t}_loss": v.detach() for t, v in terms.items()}
         return Contrast(losses, paired_maps(img, aud), pairwise_maps(img, neg))
+
+
+METHOD = Method(
+    "fnac",
+    objective=FNAC,
+    config=FNACConfig,
+    ogl=(mix_ezvsl, 0.4),  # EZ-VSL's rule and alpha, as FNAC's test code
+    formats=(CheckpointFormat("fnac", "FNAC (CVPR 2023)", "model", "resnet18"),),
+)

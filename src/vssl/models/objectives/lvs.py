@@ -15,12 +15,15 @@ the positive is counted once. Negative clips (SSL-SaN) are further "other audios
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
+from vssl.audio import AudioConfig
 from vssl.maps import paired_maps, pairwise_maps
-from vssl.models.localizer import AVLocalizer
+from vssl.models.checkpoint_formats import LVS_RENAMED, LVS_UNUSED, LVS_UNUSED_REASON, CheckpointFormat
+from vssl.models.localizer import AVLocalizer, ModelConfig
+from vssl.models.method import Method
 from vssl.models.objectives.base import BaseObjective, Batch, Contrast, audio_columns, diagonal_ce, encode_pairs
 
 
@@ -64,3 +67,45 @@ class LVS(BaseObjective):
             columns.append(weighted_mean(own, background)[:, None])
         loss = diagonal_ce(torch.cat(columns, dim=1) / cfg.logit_temperature)
         return Contrast({"loss": loss, "lvs_loss": loss.detach()}, own, pairwise_maps(img, neg))
+
+
+def lvs_architecture(cfg: ModelConfig) -> ModelConfig:
+    """No projection heads and a stride-1 last image layer, so maps are twice as fine (14x14 from ResNet-18 at 224),
+    as LVS and its descendants (SSL-Align, SSL-TIE); the audio trunk's last layer is made as wide as the image's."""
+    image = replace(cfg.image_backbone, last_stride=1)
+    width = cfg.image_backbone.out_channels  # the stride leaves it unchanged
+    audio = replace(cfg.audio_backbone, widths=(*cfg.audio_backbone.widths[:-1], width))
+    return replace(cfg, image_backbone=image, audio_backbone=audio, embed_dim=width, heads=0)
+
+
+def lvs_official_architecture(cfg: ModelConfig) -> ModelConfig:
+    """`lvs_architecture` whose audio trunk's last layer also has stride 1. The published LVS code builds both
+    trunks from one ResNet class whose layer4 has stride 1; on a spectrogram that changes the max-pooled audio
+    vector, so official LVS / SSL-Align checkpoints (``vssl convert``) need it (size ``lvs_official_resnet18``)."""
+    lvs = lvs_architecture(cfg)
+    return replace(lvs, audio_backbone=replace(lvs.audio_backbone, last_stride=1))
+
+
+METHOD = Method(
+    "lvs",
+    objective=LVS,
+    config=LVSConfig,
+    architecture=lvs_architecture,
+    formats=(
+        CheckpointFormat(
+            "lvs",
+            "LVS (CVPR 2021)",
+            "model_state_dict",
+            "lvs_official_resnet18",
+            renamed=LVS_RENAMED,
+            unused=LVS_UNUSED,
+            unused_reason=LVS_UNUSED_REASON,
+            audio=AudioConfig(duration=10.0),
+            audio_reason=(
+                "LVS's test.py (datasets/dataloader.py): the first 10 s of the clip (tiled if shorter; vssl takes "
+                "the central 10 s, the same for clips of 10 s or less), scipy spectrogram nperseg 512, "
+                "noverlap 274, log(S + 1e-7) / 12"
+            ),
+        ),
+    ),
+)

@@ -15,13 +15,15 @@ Negative clips (SSL-SaN) are extra audios j.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from vssl.errors import ConfigError
 from vssl.maps import join_heads, paired_maps, pairwise_maps
-from vssl.models.localizer import AVLocalizer
+from vssl.models.checkpoint_formats import CheckpointFormat
+from vssl.models.localizer import AVLocalizer, ModelConfig
+from vssl.models.method import Method
 from vssl.models.objectives.base import (
     AudioInputs,
     BaseObjective,
@@ -33,6 +35,10 @@ from vssl.models.objectives.base import (
     embed_audio,
     gather_pairs,
 )
+from vssl.models.ogl_mix import mix_slavc
+
+SLAVC_MOMENTUM = 0.999  # SLAVC's published --m_img / --m_aud
+SHORT_RUN_MOMENTUM = 0.99  # EMA horizon of ~100 steps, for the sizes trained a few hundred steps on a CPU
 
 
 @dataclass(frozen=True)
@@ -106,3 +112,22 @@ class SLAVC(BaseObjective):
             "slavc_online_audio_loss": online_audio.detach(),
         }
         return Contrast(losses, paired_maps(joined_img, join_heads(aud)), pairwise_maps(joined_img, join_heads(neg)))
+
+
+def slavc_architecture(cfg: ModelConfig) -> ModelConfig:
+    """Two projection heads per modality and momentum encoders: m = 0.999 (published) for ``resnet18``, 0.99 for
+    the CPU sizes, whose runs of a few hundred steps would leave 0.999-momentum encoders (which draw the maps at
+    inference) near their initialisation."""
+    return replace(cfg, heads=2, momentum=SLAVC_MOMENTUM if cfg.name == "resnet18" else SHORT_RUN_MOMENTUM)
+
+
+METHOD = Method(
+    "slavc",
+    objective=SLAVC,
+    config=SLAVCConfig,
+    architecture=slavc_architecture,
+    ogl=(mix_slavc, 0.9),
+    # Two heads per modality (img_proj1/2, aud_proj1/2) and momentum copies (momentum_*); vssl's maps of a
+    # converted model come from the momentum encoders, as SLAVC's published evaluation (--use_mom_eval).
+    formats=(CheckpointFormat("slavc", "SLAVC (NeurIPS 2022)", "model", "slavc_resnet18"),),
+)
