@@ -6,9 +6,8 @@ import logging
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
-from PIL import Image
+from layouts import vggss_root
 
 from vssl import save_release
 from vssl.cli import main
@@ -59,19 +58,9 @@ def test_a_calibration_split_sharing_test_items_is_refused(setup, tmp_path, capl
     assert not (tmp_path / "out" / "report.json").exists()
 
 
-def _vggss(root, ids):
-    (root / "frames").mkdir(parents=True)
-    (root / "audio").mkdir()
-    for i in ids:
-        Image.new("RGB", (32, 24)).save(root / "frames" / f"{i}.jpg")
-        sf.write(root / "audio" / f"{i}.wav", np.zeros(8000, dtype=np.float32), 16000)
-    entries = [{"file": i, "class": "dog", "bbox": [[0.1, 0.1, 0.5, 0.5]]} for i in ids]
-    (root / "vggss.json").write_text(json.dumps(entries))
-    return root
-
-
 def test_vggss_test_leaves_out_the_calibration_list(tmp_path):
-    root = _vggss(tmp_path / "vggss", ["a", "b", "c", "d"])
+    entries = [{"file": i, "class": "dog", "bbox": [[0.1, 0.1, 0.5, 0.5]]} for i in "abcd"]
+    root = vggss_root(tmp_path / "vggss", entries)
     assert [it.id for it in read_items(f"vggss:{root}", "test")] == ["a", "b", "c", "d"]
     (root / "calibration.txt").write_text("b\nd\n")
     test = read_items(f"vggss:{root}", "test")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from layouts import VGGSS_ENTRIES, flickr_xml, is3_root, vggss_root, write_image, write_mask, write_wav
 from PIL import Image
 
 from vssl.audio import AudioConfig
@@ -22,20 +22,6 @@ from vssl.data.formats.vggsound import canonical_clip_id, parse_vggsound_id
 from vssl.data.items import AVItem
 from vssl.errors import DatasetError
 from vssl.vision import ImageConfig
-
-GARBAGE = -2.88e16
-
-
-def _image(path: Path, size: tuple[int, int] = (32, 24), value: int = 128) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, (value, value, value)).save(path)
-    return path
-
-
-def _wav(path: Path, seconds: float = 0.5, rate: int = 16000) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.zeros(int(seconds * rate), np.float32), rate)
-    return path
 
 
 def _decode(items: list[AVItem]) -> list[tuple[torch.Size, torch.Size]]:
@@ -56,28 +42,9 @@ def test_every_format_is_registered_and_specs_are_checked(tmp_path):
 
 # ----------------------------------------------------------------------------------------------- VGG-SS
 
-VGGSS_ENTRIES = [
-    {"file": "aaaaaaaaaaa_000000", "class": "dog barking", "bbox": [[0.1, 0.2, 0.5, 0.6], [0.6, 0.1, 0.9, 0.4]]},
-    {"file": "bbbbbbbbbbb_000010", "class": "cat", "bbox": [[GARBAGE, GARBAGE, GARBAGE, GARBAGE]]},
-    {"file": "ccccccccccc_000020", "class": "cat", "bbox": [[0.3, 0.3, 0.3, 0.8], [0.1, 0.1, 0.4, 0.4]]},
-    {"file": "ddddddddddd_000030", "class": "owl", "bbox": [[0.5, 0.5, 0.2, 0.9]]},
-    {"file": "eeeeeeeeeee_000040", "class": "owl", "bbox": []},
-    {"file": "fffffffffff_000050", "class": "owl", "bbox": [[0.0, 0.0, 1.002, 0.5]]},
-    {"file": "ggggggggggg_000060", "class": "owl", "bbox": [[0.0, 0.0, 1.3, 0.5]]},
-]
-
-
-def _vggss_root(root: Path, entries=VGGSS_ENTRIES) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "vggss.json").write_text(json.dumps(entries))
-    for entry in entries:
-        _image(root / "frames" / f"{entry['file']}.jpg")
-        _wav(root / "audio" / f"{entry['file']}.wav")
-    return root
-
 
 def test_vggss_reports_garbage_and_degenerate_boxes_and_never_clips_silently(tmp_path, caplog):
-    root = _vggss_root(tmp_path / "vggss")
+    root = vggss_root(tmp_path / "vggss")
     with caplog.at_level(logging.INFO):
         items = read_items(f"vggss:{root}", "test")
     assert isinstance(items, ItemList)
@@ -108,7 +75,7 @@ def test_vggss_reports_garbage_and_degenerate_boxes_and_never_clips_silently(tmp
 
 
 def test_vggss_subset_lists_and_errors_name_the_file_or_field(tmp_path):
-    root = _vggss_root(tmp_path / "vggss")
+    root = vggss_root(tmp_path / "vggss")
     (root / "heard.txt").write_text("aaaaaaaaaaa_000000\nzzzzzzzzzzz_000000\n")
     items = read_items(f"vggss:{root}", "heard")
     assert [i.id for i in items] == ["aaaaaaaaaaa_000000"]
@@ -156,9 +123,9 @@ def test_vggsound_scan_lists_labels_and_missing_files(tmp_path):
     root = tmp_path / "vggsound"
     ids = ["---g-f_I2yQ_000001", "_-_5kbw2Mcw_000000", "a-b_c-d_e-f_000300"]
     for item_id in ids:
-        _image(root / "frames" / f"{item_id}.jpg")
-        _wav(root / "audio" / f"{item_id}.wav")
-    _image(root / "frames" / "lonely_frame_000000.jpg")
+        write_image(root / "frames" / f"{item_id}.jpg")
+        write_wav(root / "audio" / f"{item_id}.wav")
+    write_image(root / "frames" / "lonely_frame_000000.jpg")
     everything = read_items(f"vggsound:{root}", "all")
     assert [i.id for i in everything] == sorted(ids)
     assert everything.report.excluded_ids() == ["lonely_frame_000000"]
@@ -179,30 +146,15 @@ def test_vggsound_scan_lists_labels_and_missing_files(tmp_path):
 # ----------------------------------------------------------------------------------------------- Flickr
 
 
-def _flickr_xml(boxes: list[tuple[int, int, int, int]], named: bool = False) -> str:
-    def bbox(b):
-        if named:
-            return (
-                "<bbox>"
-                + "".join(f"<{k}>{v}</{k}>" for k, v in zip(("xmin", "ymin", "xmax", "ymax"), b, strict=True))
-                + "</bbox>"
-            )
-        return "<bbox><label>1</label>" + "".join(f"<v>{v}</v>" for v in b) + "</bbox>"
-
-    return "<annotation>" + "".join(f"<object>{bbox(b)}</object>" for b in boxes) + "</annotation>"
-
-
 def test_flickr_keeps_every_annotator_box_and_names_unannotated_items(tmp_path, caplog):
     root = tmp_path / "flickr"
     for item_id in ("1001", "1002", "1003", "1004"):
-        _image(root / "frames" / f"{item_id}.jpg", (256, 256))
-        _wav(root / "audio" / f"{item_id}.wav")
+        write_image(root / "frames" / f"{item_id}.jpg", (256, 256))
+        write_wav(root / "audio" / f"{item_id}.wav")
     (root / "Annotations").mkdir()
-    (root / "Annotations" / "1001.xml").write_text(
-        _flickr_xml([(0, 0, 128, 128), (64, 64, 192, 192), (0, 0, 256, 256)])
-    )
-    (root / "Annotations" / "1002.xml").write_text(_flickr_xml([(32, 32, 96, 160)], named=True))
-    (root / "Annotations" / "1004.xml").write_text(_flickr_xml([(10, 10, 10, 50), (20, 20, 80, 80)]))
+    (root / "Annotations" / "1001.xml").write_text(flickr_xml([(0, 0, 128, 128), (64, 64, 192, 192), (0, 0, 256, 256)]))
+    (root / "Annotations" / "1002.xml").write_text(flickr_xml([(32, 32, 96, 160)], named=True))
+    (root / "Annotations" / "1004.xml").write_text(flickr_xml([(10, 10, 10, 50), (20, 20, 80, 80)]))
     with caplog.at_level(logging.INFO):
         items = read_items(f"flickr:{root}", "test")
     by_id = {i.id: i for i in items}
@@ -223,29 +175,10 @@ def test_flickr_keeps_every_annotator_box_and_names_unannotated_items(tmp_path, 
 # ----------------------------------------------------------------------------------------------- IS3
 
 
-def _is3_root(root: Path, src: Path, names: list[str]) -> Path:
-    (root / "images").mkdir(parents=True)
-    (root / "audio_wav").mkdir()
-    entries = []
-    for name in names:
-        real = next(p.stem for p in src.glob("*.jpg") if p.stem.rsplit("_", 1)[0] == name.rsplit("_", 1)[0])
-        shutil.copy(src / f"{real}.jpg", root / "images" / f"{name}.jpg")
-        shutil.copy(src / f"{real}.wav", root / "audio_wav" / f"{name}.wav")
-        entries.append(
-            {
-                "image": f"/mnt/authors/synthetic3241/visual_frames/{name}.jpg",
-                "audio": f"/mnt/authors/synthetic3241/audio_wav/{name}.wav",
-                "gt_box": [22.4, 44.8, 112.0, 224.0],
-            }
-        )
-    (root / "synthetic3240_bbox.json").write_text(json.dumps(entries))
-    return root
-
-
 def test_is3_groups_pairs_and_decodes_real_is3plus_files(tmp_path, fixtures_dir):
     src = fixtures_dir / "real" / "is3plus"
     names = ["lion_cat_872_cat", "lion_cat_872_lion", "chicken_bus_8050_chicken"]
-    root = _is3_root(tmp_path / "is3", src, names)
+    root = is3_root(tmp_path / "is3", src, names)
     (root / "gt_segmentation").mkdir()
     Image.new("L", (224, 224), 0).save(root / "gt_segmentation" / "lion_cat_872_cat.png")
     items = read_items(f"is3:{root}", "test")
@@ -286,19 +219,6 @@ def test_is3_names_and_errors(tmp_path):
 # ----------------------------------------------------------------------------------------------- AVSBench
 
 
-def _mask(path: Path, box: tuple[int, int, int, int] | None, size=(80, 60), mode="L") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.zeros((size[1], size[0]), np.uint8)
-    if box:
-        x0, y0, x1, y1 = box
-        pixels[y0:y1, x0:x1] = 1 if mode == "P" else 255
-    image = Image.fromarray(pixels, "L")
-    if mode == "P":
-        image = image.convert("P")
-        image.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
-    image.save(path)
-
-
 def test_avsbench_s4_uses_the_middle_frame_its_mask_and_category(tmp_path, fixtures_dir):
     root = tmp_path / "Single-source"
     rows = [("0UN02RkbG_U", "test", "helicopter"), ("trainvid123", "train", "dog")]
@@ -307,12 +227,12 @@ def test_avsbench_s4_uses_the_middle_frame_its_mask_and_category(tmp_path, fixtu
     data = root / "s4_data"
     for video, split, category in rows:
         for k in range(1, 6):
-            _image(data / "visual_frames" / split / category / video / f"{video}_{k}.png", (80, 60), 40 * k)
+            write_image(data / "visual_frames" / split / category / video / f"{video}_{k}.png", (80, 60), 40 * k)
         wav = data / "audio_wav" / split / category / f"{video}.wav"
         wav.parent.mkdir(parents=True)
         shutil.copy(fixtures_dir / "real" / "avsbench_s4" / "0UN02RkbG_U.wav", wav)
         for k in range(1, 6 if split == "test" else 2):
-            _mask(
+            write_mask(
                 data / "gt_masks" / split / category / video / f"{video}_{k}.png",
                 (20, 15, 60, 45) if k == FRAME_INDEX else None,
             )
@@ -335,9 +255,9 @@ def test_avsbench_ms3_layout_and_empty_masks(tmp_path):
     (root / "ms3_meta_data.csv").write_text("video_id,split\nvidA,test\nvidB,test\n")
     data = root / "ms3_data"
     for video, box in (("vidA", (0, 0, 40, 30)), ("vidB", None)):
-        _image(data / "visual_frames" / video / f"{video}.mp4_{FRAME_INDEX}.png", (80, 60))
-        _wav(data / "audio_wav" / "test" / f"{video}.wav", 5.0)
-        _mask(data / "gt_masks" / "test" / video / f"{video}_{FRAME_INDEX}.png", box, mode="P")
+        write_image(data / "visual_frames" / video / f"{video}.mp4_{FRAME_INDEX}.png", (80, 60))
+        write_wav(data / "audio_wav" / "test" / f"{video}.wav", 5.0)
+        write_mask(data / "gt_masks" / "test" / video / f"{video}_{FRAME_INDEX}.png", box, mode="P")
     items = read_items(f"avsbench:{root}", "test")
     assert [(i.id, i.boxes, i.label) for i in items] == [("vidA", ((0.0, 0.0, 0.5, 0.5),), None), ("vidB", (), None)]
     zero_one = tmp_path / "zero_one.png"  # foreground stored as grey level 1
@@ -353,9 +273,9 @@ def test_avsbench_ms3_layout_and_empty_masks(tmp_path):
 
 def test_slavc_appends_non_audible_pairs_without_boxes(tmp_path):
     entries = VGGSS_ENTRIES[:2]
-    root = _vggss_root(tmp_path / "vggss", entries)
-    _image(root / "frames" / "hhhhhhhhhhh_000070.jpg")
-    _wav(root / "audio" / "iiiiiiiiiii_000080.wav")
+    root = vggss_root(tmp_path / "vggss", entries)
+    write_image(root / "frames" / "hhhhhhhhhhh_000070.jpg")
+    write_wav(root / "audio" / "iiiiiiiiiii_000080.wav")
     (root / "vggss_test_plus_silent.csv").write_text(
         "video,audio,label\n"
         "hhhhhhhhhhh_000070,iiiiiiiiiii_000080,non-sounding\n"
@@ -383,11 +303,11 @@ def test_slavc_appends_non_audible_pairs_without_boxes(tmp_path):
 
 def test_folder_pairs_by_name_and_points_videos_to_prepare(tmp_path):
     root = tmp_path / "mine"
-    _image(root / "street" / "dog1.jpg")
-    _wav(root / "street" / "dog1.wav")
-    _image(root / "beach.png")
+    write_image(root / "street" / "dog1.jpg")
+    write_wav(root / "street" / "dog1.wav")
+    write_image(root / "beach.png")
     (root / "beach.mp4").write_bytes(b"")  # audio from the video beside the frame
-    _image(root / "lonely.jpg")
+    write_image(root / "lonely.jpg")
     (root / "only_video.mkv").write_bytes(b"")
     items = read_items(f"folder:{root}", "train")
     assert [(i.id, i.audio.name) for i in items] == [("beach", "beach.mp4"), ("street/dog1", "dog1.wav")]
@@ -398,6 +318,6 @@ def test_folder_pairs_by_name_and_points_videos_to_prepare(tmp_path):
     with pytest.raises(DatasetError, match="vssl prepare"):
         read_items(f"folder:{videos}", "train")
     prepared = tmp_path / "prepared"
-    _image(prepared / "frames" / "clip.jpg")
-    _wav(prepared / "audio" / "clip.wav")
+    write_image(prepared / "frames" / "clip.jpg")
+    write_wav(prepared / "audio" / "clip.wav")
     assert [i.id for i in read_items(f"folder:{prepared}", "train")] == ["clip"]
