@@ -38,7 +38,8 @@ from vssl.train.loop import TrainConfig, train
 class TopKConfig:
     """Settings of the example method."""
 
-    k: int = 3  # locations averaged into an image-audio score (1 = EZ-VSL's max)
+    k: int = 3
+    """locations averaged into an image-audio score (1 = EZ-VSL's max)"""
 
 
 class TopKMIL(BaseObjective):
