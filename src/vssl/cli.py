@@ -10,9 +10,19 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from vssl.config import apply_overrides, from_dict, load_yaml, to_dict
+from vssl.config import apply_overrides, config_help, dump_yaml, field_docs, from_dict, load_yaml, to_dict
+from vssl.data.cache import AUDIO_FORMATS, CacheConfig
+from vssl.data.prepare import PrepareConfig
+from vssl.data.synth import SynthConfig
+from vssl.demo import DemoConfig, demo_config
 from vssl.errors import VsslError
+from vssl.evaluation.maps import NOISE_KINDS, SEED_SCHEMES
+from vssl.evaluation.run import PROTOCOLS, EvalConfig
+from vssl.evaluation.scoring import MAP_SCALES, NEGATIVE_POOLS, ScoreConfig
+from vssl.evaluation.thresholds import THRESHOLD_NAMES
 from vssl.models.convert import FORMATS
+from vssl.models.ogl import MIX_RULES
+from vssl.train.config import TrainConfig
 
 log = logging.getLogger("vssl")
 
@@ -28,6 +38,13 @@ def finite_float(text: str) -> float:
     return value
 
 
+def _printed(args: argparse.Namespace, cfg: object) -> bool:
+    """With ``--print-config``: print the resolved config as YAML (and the command does nothing else)."""
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+    return args.print_config
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from vssl.demo import demo_config, run_demo
 
@@ -36,6 +53,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         compare = tuple(m.strip() for m in args.methods.split(",") if m.strip() not in ("", "ezvsl"))
         cfg = replace(cfg, compare=compare)
     cfg = apply_overrides(cfg, args.overrides)
+    if _printed(args, cfg):
+        return 0
     report = run_demo(cfg, args.out, progress=not args.no_progress)
     print((Path(args.out) / "report.md").read_text())
     base, ours = report["methods"]["baseline"], report["methods"]["sslsan"]
@@ -46,9 +65,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from vssl.data.synth import SynthConfig, generate
+    from vssl.data.synth import generate
 
     cfg = apply_overrides(SynthConfig(), args.overrides)
+    if _printed(args, cfg):
+        return 0
     root = generate(cfg, Path(args.out), progress=not args.no_progress)
     print(f"synthetic benchmark written to {root} (data spec: synth:{root})")
     return 0
@@ -56,10 +77,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from vssl.errors import TrainingStopped
-    from vssl.train.loop import TrainConfig, train
+    from vssl.train.loop import train
 
     cfg = load_yaml(TrainConfig, args.config) if args.config else from_dict(TrainConfig, {})
     cfg = apply_overrides(cfg, args.overrides)
+    if _printed(args, cfg):
+        return 0
     try:
         release = train(cfg, Path(args.out), resume=args.resume)
     except TrainingStopped as stop:  # a clean stop (checkpoint written): the shell's code for that signal
@@ -71,12 +94,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from vssl.data.cache import CacheConfig, ShardCache, build_cache
+    from vssl.data.cache import ShardCache, build_cache
+    from vssl.models.registry import model_config
 
     cfg = CacheConfig(
         split=args.split, model=args.model, audio=args.audio, shard_size=args.shard_size, workers=args.workers
     )
-    out = build_cache(args.data, Path(args.out), cfg, progress=not args.no_progress)
+    cfg = apply_overrides(cfg, args.overrides)
+    if _printed(args, cfg):
+        return 0
+    size = model_config(cfg.model)
+    out = build_cache(args.data, Path(args.out), cfg, size.image, size.audio, progress=not args.no_progress)
     cache = ShardCache(out)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"{cache.size} items of {args.data} ({cfg.split}) in {out}: {size / 2**20:.1f} MiB")
@@ -85,11 +113,14 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from vssl.data.prepare import PrepareConfig, prepare
+    from vssl.data.prepare import prepare
 
     cfg = PrepareConfig(
         frames_at=tuple(args.frames_at or ()), workers=args.workers, split=args.split, min_duration=args.min_duration
     )
+    cfg = apply_overrides(cfg, args.overrides)
+    if _printed(args, cfg):
+        return 0
     summary = prepare(Path(args.videos), Path(args.out), cfg, progress=not args.no_progress)
     print(summary.text())
     print(f"data spec: vggsound:{args.out} (split {cfg.split!r})")
@@ -123,6 +154,16 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     from vssl.inference import noise_clip, silence_clip, write_json, write_overlay
     from vssl.inference.render import decision_text
 
+    if args.live is not None:
+        from vssl.inference.live import run_live
+
+        if args.json or args.audio or args.silence or args.noise:
+            raise VsslError(
+                "localize --live: decisions go to stdout as JSON lines, with the stream's own sound; "
+                "--json, --audio, --silence and --noise do not apply"
+            )
+        summary = run_live(_localizer(args), args.live, args.fps, args.out, args.timeout)
+        return 130 if summary.interrupted else 0
     if not (args.out or args.json):
         raise VsslError("localize: give --out PNG (MP4 for a video) and/or --json FILE")
     if args.image is not None and args.audio is None and not (args.silence or args.noise):
@@ -183,9 +224,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score_config(args: argparse.Namespace):
-    from vssl.evaluation.scoring import ScoreConfig
-
+def _score_config(args: argparse.Namespace) -> ScoreConfig:
     return ScoreConfig(map_scale=args.map_scale, threshold_scale=args.threshold_scale, rule=args.rule)
 
 
@@ -193,7 +232,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from vssl.evaluation.report import write_json
     from vssl.evaluation.score_files import score_files
 
-    result, _ = score_files(args.maps, args.gt, _score_config(args), args.threshold, args.calibration)
+    cfg = apply_overrides(_score_config(args), args.overrides)
+    if _printed(args, cfg):
+        return 0
+    result, _ = score_files(args.maps, args.gt, cfg, args.threshold, args.calibration)
     write_json(Path(args.out), result)
     pos = result["positive"]
     print(f"threshold {result['threshold']:.4f} ({result['threshold_source']})")
@@ -209,7 +251,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from vssl.evaluation.run import EvalConfig, run_eval
+    from vssl.evaluation.maps import NegativeAudio
+    from vssl.evaluation.run import run_eval
 
     cfg = EvalConfig(
         model=args.model,
@@ -223,8 +266,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         write_calibration=args.write_calibration,
         ogl=args.ogl,
         ogl_method=args.ogl_method,
-        score=_score_config(args),
+        protocol=args.protocol,
+        threshold=args.threshold or "",
+        negatives=NegativeAudio(seeds=args.negative_seeds, noise=args.negative_noise, log=not args.skip_negative_log),
+        score=replace(_score_config(args), negative_pool=args.negative_pool),
     )
+    cfg = apply_overrides(cfg, args.overrides)
+    if _printed(args, cfg):
+        return 0
     report = run_eval(cfg, args.out, progress=not args.no_progress)
     print((Path(args.out) / "report.md").read_text())
     print(f"report: {Path(args.out) / 'report.json'} ({report['timing']['images_per_s']:.1f} images/s)")
@@ -232,16 +281,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _add_scale_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--map-scale", default=SCORE.map_scale, choices=MAP_SCALES, help=SCORE_DOCS["map_scale"])
     p.add_argument(
-        "--map-scale", default="cosine", choices=["cosine", "unit"], help="scale of the maps (default cosine)"
+        "--threshold-scale", default=SCORE.threshold_scale, choices=MAP_SCALES, help=SCORE_DOCS["threshold_scale"]
     )
-    p.add_argument(
-        "--threshold-scale",
-        default="unit",
-        choices=["unit", "cosine"],
-        help="absolute scale thresholds apply to: unit = (cos+1)/2 (EZ-VSL family, default), cosine (LVS family)",
-    )
-    p.add_argument("--rule", default="maxq3", choices=["max", "max10", "maxq3"], help="universal threshold rule")
+    p.add_argument("--rule", default=SCORE.rule, choices=THRESHOLD_NAMES, help=SCORE_DOCS["rule"])
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -254,6 +298,25 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
 
 
+SCORE, SCORE_DOCS = ScoreConfig(), field_docs(ScoreConfig)
+EVAL, EVAL_DOCS = EvalConfig(), field_docs(EvalConfig)
+
+
+def _config_command(sub, name: str, cls: type, defaults: object = None, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand whose --help lists every key of its config ``cls`` (type, default, doc), with
+    ``key=value`` overrides and ``--print-config``."""
+    p = sub.add_parser(
+        name, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=config_help(cls, defaults), **kwargs
+    )
+    p.add_argument("--print-config", action="store_true", help="print the resolved config (YAML) and exit")
+    return p
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    """The ``key=value`` overrides, after a command's own positional arguments."""
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (keys listed below)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vssl",
@@ -262,7 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="train baseline and SSL-SaN on the built-in synthetic benchmark and compare")
+    demo = _config_command(
+        sub, "demo", DemoConfig, demo_config(), help="train baseline and SSL-SaN on the synthetic benchmark and compare"
+    )
     demo.add_argument("--out", default="vssl-demo", help="output folder (default: ./vssl-demo)")
     demo.add_argument("--quick", action="store_true", help="smaller benchmark and budget (about 2½ minutes on 2 cores)")
     demo.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
@@ -272,50 +337,55 @@ def build_parser() -> argparse.ArgumentParser:
         help="also compare these methods, each with and without SSL-SaN negatives, e.g. ezvsl,slavc,fnac,lvs",
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
-    demo.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. train.epochs=4")
+    _add_overrides(demo)
     demo.set_defaults(func=_cmd_demo)
 
-    synth = sub.add_parser("synth", help="write the synthetic audio-visual benchmark to a folder")
+    synth = _config_command(sub, "synth", SynthConfig, help="write the synthetic audio-visual benchmark to a folder")
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--no-progress", action="store_true", help="no progress bar")
-    synth.add_argument("overrides", nargs="*", help="SynthConfig overrides key=value, e.g. seed=3 n_train=500")
+    _add_overrides(synth)
     synth.set_defaults(func=_cmd_synth)
 
-    tr = sub.add_parser("train", help="train a model (EZ-VSL baseline or SSL-SaN) from a YAML preset")
+    tr = _config_command(
+        sub, "train", TrainConfig, help="train a model (EZ-VSL baseline or SSL-SaN) from a YAML preset"
+    )
     tr.add_argument("--config", help="YAML preset (see configs/); omitted: the defaults")
     tr.add_argument("--out", required=True, help="run folder (config, logs, checkpoints, model/)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    tr.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. objective.name=ezvsl epochs=2")
+    _add_overrides(tr)
     tr.set_defaults(func=_cmd_train)
 
-    ca = sub.add_parser("cache", help="decode a training set once into memory-mapped shards (train with cache:OUT)")
+    ca = _config_command(
+        sub, "cache", CacheConfig, help="decode a training set once into memory-mapped shards (train with cache:OUT)"
+    )
+    cache, cache_docs = CacheConfig(), field_docs(CacheConfig)
     ca.add_argument("data", metavar="DATA", help="data spec FORMAT:ROOT, e.g. vggsound:/data/vggsound")
     ca.add_argument("out", metavar="OUT", help="cache folder; rerun the same command to finish an interrupted cache")
-    ca.add_argument("--split", default="train", help="split to cache (default train)")
-    ca.add_argument("--model", default="resnet18", help="model size whose preprocessing to store (default resnet18)")
-    ca.add_argument(
-        "--audio",
-        default="int16",
-        choices=["int16", "float16", "spectrogram"],
-        help="stored audio: 16 kHz windows as int16 (default) or float16, or float16 log-spectrograms",
-    )
-    ca.add_argument("--shard-size", type=int, default=1024, help="items per shard (default 1024)")
-    ca.add_argument("--workers", type=int, default=0, help="decoding worker processes (default 0: this process)")
+    ca.add_argument("--split", default=cache.split, help=cache_docs["split"])
+    ca.add_argument("--model", default=cache.model, help=cache_docs["model"])
+    ca.add_argument("--audio", default=cache.audio, choices=sorted(AUDIO_FORMATS), help=cache_docs["audio"])
+    ca.add_argument("--shard-size", type=int, default=cache.shard_size, help=cache_docs["shard_size"])
+    ca.add_argument("--workers", type=int, default=cache.workers, help=cache_docs["workers"])
     ca.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_overrides(ca)
     ca.set_defaults(func=_cmd_cache)
 
-    prep = sub.add_parser("prepare", help="extract frames and 16 kHz audio from a folder of videos (vggsound layout)")
+    prep = _config_command(
+        sub, "prepare", PrepareConfig, help="extract frames and 16 kHz audio from a folder of videos (vggsound layout)"
+    )
+    prepare, prepare_docs = PrepareConfig(), field_docs(PrepareConfig)
     prep.add_argument("videos", metavar="VIDEOS_DIR", help="folder of videos (searched recursively)")
     prep.add_argument("out", metavar="OUT_DIR", help="output: frames/, audio/, SPLIT.txt; read as vggsound:OUT_DIR")
     prep.add_argument(
         "--frames-at", type=finite_float, nargs="+", metavar="T", help="frame times in s (default: the middle)"
     )
-    prep.add_argument("--workers", type=int, default=0, help="worker processes (default 0: one per CPU core)")
-    prep.add_argument("--split", default="train", help="name of the id list written as OUT_DIR/SPLIT.txt")
+    prep.add_argument("--workers", type=int, default=prepare.workers, help=prepare_docs["workers"])
+    prep.add_argument("--split", default=prepare.split, help=prepare_docs["split"])
     prep.add_argument(
-        "--min-duration", type=finite_float, default=3.0, help="shorter clips fail as too short (0 keeps all)"
+        "--min-duration", type=finite_float, default=prepare.min_duration, help=prepare_docs["min_duration"]
     )
     prep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_overrides(prep)
     prep.set_defaults(func=_cmd_prepare)
 
     conv = sub.add_parser("convert", help="import an official checkpoint (EZ-VSL, FNAC, ...) as a vssl model folder")
@@ -328,13 +398,22 @@ def build_parser() -> argparse.ArgumentParser:
     what = loc.add_mutually_exclusive_group(required=True)
     what.add_argument("--image", help="image file (the frame)")
     what.add_argument("--video", help="video file: analysed at --fps; its own audio unless --audio/--silence/--noise")
+    what.add_argument(
+        "--live",
+        metavar="SOURCE",
+        help="live stream, analysed at --fps as it plays; one JSON line per decision on stdout: v4l2:/dev/video0+alsa:"
+        "default (devices), rtsp:// http:// udp:// ... URL, or a named pipe / growing file carrying MPEG-TS",
+    )
     sound = loc.add_mutually_exclusive_group()
     sound.add_argument("--audio", help="audio or video file; the 3 s window centred on the clip (or on each frame)")
     sound.add_argument("--silence", action="store_true", help="localize silence (negative audio)")
     sound.add_argument("--noise", action="store_true", help="localize white noise (negative audio, seeded)")
-    loc.add_argument("--out", help="overlay to write: PNG for an image, MP4 (with the audio) for a video")
+    loc.add_argument("--out", help="overlay to write: PNG for an image, MP4 (with the audio) for a video or --live")
     loc.add_argument("--json", help="JSON to write: the map and decision (image) or a per-frame timeline (video)")
-    loc.add_argument("--fps", type=finite_float, default=5.0, help="video: analysed frames per second (default 5)")
+    loc.add_argument("--fps", type=finite_float, default=5.0, help="video, live: frames analysed a second (default 5)")
+    loc.add_argument(
+        "--timeout", type=finite_float, default=10.0, help="live: seconds to wait for data or a new frame (default 10)"
+    )
     loc.add_argument("--seed", type=int, default=0, help="seed of --noise")
     _add_model_options(loc)
     loc.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -357,7 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(srv)
     srv.set_defaults(func=_cmd_serve)
 
-    sc = sub.add_parser("score", help="score saved heatmaps of any model against ground truth (positive + negatives)")
+    sc = _config_command(
+        sub, "score", ScoreConfig, help="score saved heatmaps of any model against ground truth (positive + negatives)"
+    )
     sc.add_argument("--maps", required=True, help="MAPS.npz: positive [N,H,W], optional silence/noise/offscreen")
     sc.add_argument(
         "--gt", required=True, help='GT.json: per sample {"boxes": [[x0,y0,x1,y1]], "gt_style"} or {"mask"}'
@@ -368,33 +449,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sc.add_argument("--calibration", help="CAL.npz whose negative maps calibrate the universal threshold")
     _add_scale_options(sc)
+    _add_overrides(sc)
     sc.set_defaults(func=_cmd_score)
 
-    ev = sub.add_parser("eval", help="evaluate a model on a dataset under positive, silence, noise, offscreen audio")
+    ev = _config_command(
+        sub, "eval", EvalConfig, help="evaluate a model on a dataset under positive, silence, noise, offscreen audio"
+    )
     ev.add_argument("--model", required=True, help="model folder (vssl train / convert / demo models/...)")
     ev.add_argument("--data", required=True, help="data spec FORMAT:ROOT, e.g. synth:./vssl-demo/data")
     ev.add_argument("--out", required=True, help="report folder")
-    ev.add_argument("--split", default="test", help="evaluated split (default test)")
+    ev.add_argument("--split", default=EVAL.split, help=EVAL_DOCS["split"])
+    ev.add_argument("--calibration-split", default=EVAL.calibration_split, help=EVAL_DOCS["calibration_split"])
+    ev.add_argument("--repeats", type=int, default=EVAL.repeats, help=EVAL_DOCS["repeats"])
+    ev.add_argument("--seed", type=int, default=EVAL.seed, help=EVAL_DOCS["seed"])
+    ev.add_argument("--batch-size", type=int, default=EVAL.batch_size, help=EVAL_DOCS["batch_size"])
+    ev.add_argument("--device", default=EVAL.device, help=EVAL_DOCS["device"])
+    ev.add_argument("--write-calibration", action="store_true", help=EVAL_DOCS["write_calibration"])
+    ev.add_argument("--ogl", help=EVAL_DOCS["ogl"])
+    ev.add_argument("--ogl-method", default=EVAL.ogl_method, choices=list(MIX_RULES), help=EVAL_DOCS["ogl_method"])
+    ev.add_argument("--protocol", default=EVAL.protocol, choices=PROTOCOLS, help=EVAL_DOCS["protocol"])
+    ev.add_argument("--threshold", help=EVAL_DOCS["threshold"])
+    negatives, negative_docs = EVAL.negatives, field_docs(type(EVAL.negatives))
+    ev.add_argument("--negative-seeds", default=negatives.seeds, choices=SEED_SCHEMES, help=negative_docs["seeds"])
+    ev.add_argument("--negative-noise", default=negatives.noise, choices=NOISE_KINDS, help=negative_docs["noise"])
+    ev.add_argument("--skip-negative-log", action="store_true", help="negatives.log=false: " + negative_docs["log"])
     ev.add_argument(
-        "--calibration-split",
-        default="calibration",
-        help="split calibrating the universal thresholds; 'none' = use the model's stored calibration",
+        "--negative-pool", default=SCORE.negative_pool, choices=NEGATIVE_POOLS, help=SCORE_DOCS["negative_pool"]
     )
-    ev.add_argument("--repeats", type=int, default=10, help="negative draws pooled (seeded; default 10)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the negative draws")
-    ev.add_argument("--batch-size", type=int, default=32)
-    ev.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
-    ev.add_argument("--write-calibration", action="store_true", help="store the calibrated thresholds in the model")
-    ev.add_argument("--ogl", help="also report with OGL: 'imagenet' (torchvision weights) or a resnet18 weights file")
-    ev.add_argument("--ogl-method", default="ezvsl", choices=["ezvsl", "fnac", "slavc"], help="OGL mixing rule")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_scale_options(ev)
+    _add_overrides(ev)
     ev.set_defaults(func=_cmd_eval)
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with ``key=value`` overrides anywhere after the command (argparse alone takes positional
+    overrides only before the options, when the command has positional arguments of its own)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -47,12 +47,18 @@ class DemoConfig:
         default_factory=lambda: TrainConfig(
             model="small", epochs=16, batch_size=32, lr=1e-3, cache=True, precise_bn_batches=50
         )
-    )  # PreciseBN for both methods: inference normalises as the final weights train, not as a lagging average
-    sslsan: SSLSaNConfig = field(default_factory=SSLSaNConfig)  # SSL-SaN's negatives (the baseline has none)
-    pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # (ours) both arms' image trunk start
+    )
+    """PreciseBN for both methods: inference normalises as the final weights train, not as a lagging average"""
+    sslsan: SSLSaNConfig = field(default_factory=SSLSaNConfig)
+    """SSL-SaN's negatives (the baseline has none)"""
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    """(ours) both arms' image trunk start"""
     eval_batch_size: int = 64
-    eval_repeats: int = 10  # negative draws pooled in evaluation (noise clip, offscreen partners), seeded
-    compare: tuple[str, ...] = ()  # more base methods (slavc, fnac, lvs), each trained with and without SSL-SaN
+    """images encoded at a time in the evaluation"""
+    eval_repeats: int = 10
+    """negative draws pooled in evaluation (noise clip, offscreen partners), seeded"""
+    compare: tuple[str, ...] = ()
+    """more base methods (slavc, fnac, lvs), each trained with and without SSL-SaN"""
 
     def methods(self) -> dict[str, tuple[ObjectiveConfig, str]]:
         """Contenders -> (objective, model size). ``baseline`` and ``sslsan`` are identical but for the

@@ -117,10 +117,14 @@ def unseen_noise(family: str, n: int, num_samples: int, generator: torch.Generat
 class TrainingNegativesConfig:
     """What negative audio SSL-SaN draws for each training batch."""
 
-    silence: bool = True  # one all-zero clip per batch
-    num_noise: int = 2  # noise clips per batch (0 disables noise negatives)
-    colors: tuple[str, ...] = NOISE_COLORS  # noise colours drawn uniformly
-    gain_db: tuple[float, float] = (-30.0, 0.0)  # random level relative to sigma = 1 (uniform in dB)
+    silence: bool = True
+    """one all-zero clip per batch"""
+    num_noise: int = 2
+    """noise clips per batch (0 disables noise negatives)"""
+    colors: tuple[str, ...] = NOISE_COLORS
+    """noise colours drawn uniformly"""
+    gain_db: tuple[float, float] = (-30.0, 0.0)
+    """random level relative to sigma = 1 (uniform in dB)"""
 
     @property
     def count(self) -> int:

@@ -97,6 +97,7 @@ def noise_clip(seed: int, num_samples: int, clipped: bool = True) -> torch.Tenso
 REFERENCE_SEEDS = (1234, 2345, 3456, 4567, 5678, 6789, 7890, 8901, 9012, 9999)
 """The ICASSP'25 code's ``random.seed`` of each of its 10 pooled runs."""
 SEED_SCHEMES = ("ours", "reference")
+NOISE_KINDS = ("clipped", "unclipped")
 
 
 def repeat_seeds(seed: int, repeats: int, scheme: str = "ours") -> list[int]:
@@ -120,14 +121,14 @@ class NegativeAudio:
     noise: str = "clipped"
     """clipped (ours: N(0, 1) clipped to [-1, 1]) or unclipped (the ICASSP'25 code)"""
     log: bool = True
-    """False: silence and noise spectrograms without the log, as the ICASSP'25 code for EZ-VSL, SLAVC and FNAC did (a
-    bug: their input then lies far outside what the encoder saw in training)"""
+    """the log on silence and noise spectrograms (ours); false: without it, as the ICASSP'25 code for EZ-VSL, SLAVC and
+    FNAC did (a bug: their input then lies far outside what the encoder saw in training)"""
 
     def __post_init__(self) -> None:
         if self.seeds not in SEED_SCHEMES:
             raise ConfigError(f"negative seeds {self.seeds!r} unknown; choose one of {list(SEED_SCHEMES)}")
-        if self.noise not in ("clipped", "unclipped"):
-            raise ConfigError(f"negative noise {self.noise!r} unknown; choose clipped or unclipped")
+        if self.noise not in NOISE_KINDS:
+            raise ConfigError(f"negative noise {self.noise!r} unknown; choose one of {list(NOISE_KINDS)}")
 
     def describe(self) -> dict[str, str]:
         return {

@@ -48,7 +48,8 @@ class EvalConfig:
     split: str = "test"
     """the evaluated split"""
     calibration_split: str | None = "calibration"
-    """None: use the model folder's stored calibration"""
+    """split calibrating the universal thresholds (disjoint from the evaluated one); none: the model folder's stored
+    calibration"""
     repeats: int = 10
     """negative draws (noise clip, offscreen partners) pooled, as the reference's 10 seeds"""
     seed: int = 0
@@ -67,11 +68,12 @@ class EvalConfig:
     """OGL mixing rule: ezvsl | fnac (min-max, alpha 0.4), slavc (fixed scales, 0.9) or icassp25 (raw maps, 0.4 AV +
     0.6 OBJ, as the ICASSP'25 code)"""
     protocol: str = "vssl"
-    """vssl, or icassp25: the ICASSP'25 code's evaluation (10 reference seeds, unclipped noise, (cos+1)/2 for the EZ-
-    VSL family and raw cosine for the LVS family, its OGL rule); see `resolve`"""
+    """vssl, or icassp25: the ICASSP'25 code's evaluation (10 reference seeds, unclipped noise, (cos+1)/2 for the
+    EZ-VSL family and raw cosine for the LVS family, its OGL rule); the log on negative spectrograms stays"""
     threshold: str = ""
-    """"" = calibrated on calibration_split (or stored with the model); published:<model> = the ICASSP'25 code's hard-
-    coded thresholds of that model (ezvsl, slavc, fnac, lvs, ssltie, sslalign)"""
+    """empty: calibrated on calibration_split (or stored with the model); published:<model>: the ICASSP'25 code's
+    hard-coded thresholds of that model (ezvsl, slavc, fnac, lvs, ssltie, sslalign), on the scale they were published
+    on"""
     negatives: NegativeAudio = field(default_factory=NegativeAudio)
     score: ScoreConfig = field(default_factory=ScoreConfig)
 

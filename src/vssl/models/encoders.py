@@ -34,14 +34,22 @@ class BackboneConfig:
     """Which trunk, and its shape. ``widths``, ``blocks``, ``stem_width`` and ``norm`` shape a ``resnet`` trunk;
     ``model`` and ``out_index`` name a ``timm`` one; ``last_stride`` applies to both."""
 
-    widths: tuple[int, ...] = (64, 128, 256, 512)  # channels of layer1..layerN
-    blocks: tuple[int, ...] = (2, 2, 2, 2)  # BasicBlocks per layer (2,2,2,2 = ResNet-18)
-    stem_width: int = 64  # channels of conv1
-    last_stride: int = 2  # stride of the last layer (1 gives LVS-style 14x14 maps at 224; timm: output stride / 2)
-    norm: str = "batch"  # "batch" (torchvision/official checkpoints) or "group" (GroupNorm, 8 groups); resnet only
-    kind: str = RESNET  # trunk registry entry: resnet (torchvision-named ResNet) or timm (pip install 'vssl[timm]')
-    model: str = ""  # kind=timm: the timm model name, e.g. convnext_atto, resnet18d, efficientnet_b0
-    out_index: int = -1  # kind=timm: the feature level returned (timm's out_indices; -1 = the last, stride 32)
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    """channels of layer1..layerN"""
+    blocks: tuple[int, ...] = (2, 2, 2, 2)
+    """BasicBlocks per layer (2,2,2,2 = ResNet-18)"""
+    stem_width: int = 64
+    """channels of conv1"""
+    last_stride: int = 2
+    """stride of the last layer (1 gives LVS-style 14x14 maps at 224; timm: output stride / 2)"""
+    norm: str = "batch"
+    """"batch" (torchvision/official checkpoints) or "group" (GroupNorm, 8 groups); resnet only"""
+    kind: str = RESNET
+    """trunk registry entry: resnet (torchvision-named ResNet) or timm (pip install 'vssl[timm]')"""
+    model: str = ""
+    """kind=timm: the timm model name, e.g. convnext_atto, resnet18d, efficientnet_b0"""
+    out_index: int = -1
+    """kind=timm: the feature level returned (timm's out_indices; -1 = the last, stride 32)"""
 
     @property
     def out_channels(self) -> int:

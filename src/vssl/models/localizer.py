@@ -40,13 +40,18 @@ MOMENTUM_PREFIX = "momentum_"
 class ModelConfig:
     """Architecture and the preprocessing it was trained with."""
 
-    name: str = "resnet18"  # registry size this config came from (informative)
+    name: str = "resnet18"
+    """registry size this config came from (informative)"""
     image_backbone: BackboneConfig = field(default_factory=BackboneConfig)
     audio_backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    embed_dim: int = 512  # dimension of the shared embedding space (with heads=0: the trunks' width)
-    tau: float = 0.03  # temperature of the contrastive logits (cosine / tau)
-    heads: int = 1  # projection heads per modality: 1 (EZ-VSL, FNAC), 2 (SLAVC), 0 (none, LVS)
-    momentum: float | None = None  # EMA coefficient of momentum copies of both encoders (SLAVC 0.999); None: none
+    embed_dim: int = 512
+    """dimension of the shared embedding space (with heads=0: the trunks' width)"""
+    tau: float = 0.03
+    """temperature of the contrastive logits (cosine / tau)"""
+    heads: int = 1
+    """projection heads per modality: 1 (EZ-VSL, FNAC), 2 (SLAVC), 0 (none, LVS)"""
+    momentum: float | None = None
+    """EMA coefficient of momentum copies of both encoders (SLAVC 0.999); None: none"""
     image: ImageConfig = field(default_factory=ImageConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
 

@@ -44,11 +44,16 @@ METHODS: dict[str, Method] = {
 class ObjectiveConfig:
     """Which objective trains the model, and its parameters (a method's section is named after it)."""
 
-    name: str = "sslsan"  # ezvsl, slavc, fnac, lvs (positive-only) or sslsan+<one of them> (sslsan = sslsan+ezvsl)
-    sslsan: SSLSaNConfig = field(default_factory=SSLSaNConfig)  # used by sslsan and sslsan+<base>
-    slavc: SLAVCConfig = field(default_factory=SLAVCConfig)  # used by slavc (needs a slavc_* model size)
-    fnac: FNACConfig = field(default_factory=FNACConfig)  # used by fnac
-    lvs: LVSConfig = field(default_factory=LVSConfig)  # used by lvs (meant for an lvs_* model size)
+    name: str = "sslsan"
+    """ezvsl, slavc, fnac, lvs (positive-only) or sslsan+<one of them> (sslsan = sslsan+ezvsl)"""
+    sslsan: SSLSaNConfig = field(default_factory=SSLSaNConfig)
+    """used by sslsan and sslsan+<base>"""
+    slavc: SLAVCConfig = field(default_factory=SLAVCConfig)
+    """used by slavc (needs a slavc_* model size)"""
+    fnac: FNACConfig = field(default_factory=FNACConfig)
+    """used by fnac"""
+    lvs: LVSConfig = field(default_factory=LVSConfig)
+    """used by lvs (meant for an lvs_* model size)"""
 
 
 def objective_names() -> tuple[str, ...]:

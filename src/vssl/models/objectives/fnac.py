@@ -37,10 +37,14 @@ _MINMAX_EPS = 1e-5  # added to the own map's range before the foreground thresho
 class FNACConfig:
     """FNAC's weights and schedule (the published values)."""
 
-    weights: tuple[float, float, float] = (100.0, 100.0, 100.0)  # weights of FNS-1, TNS, FNS-2
-    warmup_epochs: int = 5  # epochs of EZ-VSL alone before the regularisers join
-    foreground_threshold: float = 0.6  # on the min-max-normalised own map: the foreground mask of TNS
-    image_dropout: float = 0.9  # dropout on the image trunk's features before the projection
+    weights: tuple[float, float, float] = (100.0, 100.0, 100.0)
+    """weights of FNS-1, TNS, FNS-2"""
+    warmup_epochs: int = 5
+    """epochs of EZ-VSL alone before the regularisers join"""
+    foreground_threshold: float = 0.6
+    """on the min-max-normalised own map: the foreground mask of TNS"""
+    image_dropout: float = 0.9
+    """dropout on the image trunk's features before the projection"""
 
 
 def _row_softmax_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -31,11 +31,16 @@ from vssl.models.objectives.base import BaseObjective, Batch, Contrast, audio_co
 class LVSConfig:
     """LVS's trimap and temperature (the published values)."""
 
-    positive_threshold: float = 0.65  # epsilon_p: cosine above which a location is positive
-    negative_threshold: float = 0.4  # epsilon_n: cosine below which a location of the own map is background
-    trimap_temperature: float = 0.03  # sharpness of the sigmoid thresholds
-    logit_temperature: float = 0.07  # logits = scores / this
-    hard_negatives: bool = True  # add the own map's background as a negative (the method's point)
+    positive_threshold: float = 0.65
+    """epsilon_p: cosine above which a location is positive"""
+    negative_threshold: float = 0.4
+    """epsilon_n: cosine below which a location of the own map is background"""
+    trimap_temperature: float = 0.03
+    """sharpness of the sigmoid thresholds"""
+    logit_temperature: float = 0.07
+    """logits = scores / this"""
+    hard_negatives: bool = True
+    """add the own map's background as a negative (the method's point)"""
 
 
 def weighted_mean(maps: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,8 @@ SHORT_RUN_MOMENTUM = 0.99  # EMA horizon of ~100 steps, for the sizes trained a 
 class SLAVCConfig:
     """SLAVC's training switches (the published values)."""
 
-    image_dropout: float = 0.9  # dropout on the image trunk's features before the projection heads
+    image_dropout: float = 0.9
+    """dropout on the image trunk's features before the projection heads"""
 
 
 def slavc_scores(img: list[torch.Tensor], aud: list[torch.Tensor], tau: float) -> torch.Tensor:

@@ -50,14 +50,22 @@ class SSLSaNConfig:
     """Switches and weights of the negative-audio terms."""
 
     negatives: TrainingNegativesConfig = field(default_factory=TrainingNegativesConfig)
-    negative_columns: bool = True  # add negatives as extra columns of the image->audio logits
-    flatness_weight: float = 1.0  # weight of the flatness hinge (0 disables it)
-    margin: float = 0.2  # cosine gap required between the positive map's peak and every location of a negative map
-    lift_positive: bool = False  # the flatness hinge also pushes the positive peak up (see the module docstring)
-    level_weight: float = 1.0  # (ours) weight of the level anchor (0 disables it; see the module docstring)
-    level_positives: bool = False  # the anchor also lifts positive peaks above the level (see the module docstring)
-    level: float = 0.0  # cosine the anchor puts between positive and negative peaks (0 = 0.5 on (cos+1)/2)
-    level_temperature: float = 0.05  # width of the anchor's smoothed hinges, in cosine
+    negative_columns: bool = True
+    """add negatives as extra columns of the image->audio logits"""
+    flatness_weight: float = 1.0
+    """weight of the flatness hinge (0 disables it)"""
+    margin: float = 0.2
+    """cosine gap required between the positive map's peak and every location of a negative map"""
+    lift_positive: bool = False
+    """the flatness hinge also pushes the positive peak up (see the module docstring)"""
+    level_weight: float = 1.0
+    """(ours) weight of the level anchor (0 disables it; see the module docstring)"""
+    level_positives: bool = False
+    """the anchor also lifts positive peaks above the level (see the module docstring)"""
+    level: float = 0.0
+    """cosine the anchor puts between positive and negative peaks (0 = 0.5 on (cos+1)/2)"""
+    level_temperature: float = 0.05
+    """width of the anchor's smoothed hinges, in cosine"""
 
     def __post_init__(self) -> None:
         if self.flatness_weight < 0 or self.level_weight < 0:
