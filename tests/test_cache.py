@@ -6,7 +6,6 @@ import csv
 
 import pytest
 import torch
-from test_train import TINY
 
 import vssl.data.cache as cache_mod
 from vssl.audio import log_spectrogram
@@ -14,7 +13,6 @@ from vssl.cli import main
 from vssl.data.cache import CacheConfig, ShardCache, build_cache
 from vssl.data.dataset import AVDataset, training_dataset
 from vssl.data.formats import read_items
-from vssl.data.synth import generate
 from vssl.errors import ConfigError, DatasetError
 from vssl.models.registry import model_config
 from vssl.train.loop import TrainConfig, train
@@ -22,11 +20,6 @@ from vssl.train.step import model_inputs
 
 TEST = model_config("test")
 FRONT_ENDS = (TEST.image, TEST.audio)  # what build_cache preprocesses for
-
-
-@pytest.fixture(scope="module")
-def synth_spec(tmp_path_factory):
-    return "synth:" + str(generate(TINY, tmp_path_factory.mktemp("synth"), progress=False))
 
 
 @pytest.fixture(scope="module")

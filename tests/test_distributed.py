@@ -37,7 +37,7 @@ if __name__ == "__main__":  # a torchrun worker (see _torchrun)
     MODEL_SIZES[GN_SIZE] = _groupnorm_test_size()
     sys.exit(main(sys.argv[1:]))
 
-from test_train import TINY  # noqa: E402
+from support import TINY  # noqa: E402
 
 from vssl.data.synth import generate  # noqa: E402
 from vssl.models.objectives import ObjectiveConfig  # noqa: E402
@@ -47,11 +47,6 @@ from vssl.train.distributed import parameter_digest  # noqa: E402
 from vssl.train.loop import TrainConfig, train  # noqa: E402
 
 RUN = {"model": GN_SIZE, "batch_size": 4, "lr": 1e-3, "log_every": 1, "progress": False}
-
-
-@pytest.fixture(scope="module")
-def synth_spec(tmp_path_factory):
-    return "synth:" + str(generate(TINY, tmp_path_factory.mktemp("synth"), progress=False))
 
 
 @pytest.fixture(scope="module")

@@ -4,30 +4,19 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from support import TINY, train_cfg
 
 from vssl import load_model
-from vssl.data.synth import SynthConfig, generate
+from vssl.data.synth import generate
 from vssl.errors import ConfigError
 from vssl.models.objectives import ObjectiveConfig
 from vssl.train.checkpoint import load_checkpoint
 from vssl.train.loop import EpochOrder, TrainConfig, train
 
-TINY = SynthConfig(n_train=12, n_calibration=4, n_test=4, image_size=64)
-
-
-@pytest.fixture(scope="module")
-def synth_spec(tmp_path_factory):
-    return "synth:" + str(generate(TINY, tmp_path_factory.mktemp("synth"), progress=False))
-
-
-def _cfg(spec: str, **kw) -> TrainConfig:
-    base = dict(data=spec, model="test", epochs=1, batch_size=4, lr=1e-3, progress=False, log_every=1)
-    return TrainConfig(**{**base, **kw})
-
 
 @pytest.mark.parametrize("objective", ["ezvsl", "sslsan"])
 def test_one_epoch_writes_every_file(tmp_path, synth_spec, objective):
-    cfg = _cfg(synth_spec, objective=ObjectiveConfig(name=objective), checkpoint_every=2)
+    cfg = train_cfg(synth_spec, objective=ObjectiveConfig(name=objective), checkpoint_every=2)
     release = train(cfg, tmp_path / "run")
     assert (tmp_path / "run" / "config.yaml").exists()
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
@@ -49,7 +38,7 @@ class Crash(Exception):
 
 
 def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, synth_spec, monkeypatch):
-    cfg = _cfg(synth_spec, epochs=2, objective=ObjectiveConfig(name="sslsan"), checkpoint_every=1)
+    cfg = train_cfg(synth_spec, epochs=2, objective=ObjectiveConfig(name="sslsan"), checkpoint_every=1)
     full = load_model(train(cfg, tmp_path / "full")).state_dict()
 
     import vssl.train.loop as loop
@@ -74,16 +63,16 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, synth_s
 
 
 def test_resume_refuses_a_different_run(tmp_path, synth_spec):
-    train(_cfg(synth_spec), tmp_path / "run")
+    train(train_cfg(synth_spec), tmp_path / "run")
     with pytest.raises(ConfigError, match="lr"):
-        train(_cfg(synth_spec, lr=0.5), tmp_path / "run", resume=True)
-    train(_cfg(synth_spec, epochs=2), tmp_path / "run", resume=True)  # more epochs is a valid continuation
+        train(train_cfg(synth_spec, lr=0.5), tmp_path / "run", resume=True)
+    train(train_cfg(synth_spec, epochs=2), tmp_path / "run", resume=True)  # more epochs is a valid continuation
 
 
 def test_existing_run_needs_resume(tmp_path, synth_spec):
-    train(_cfg(synth_spec), tmp_path / "run")
+    train(train_cfg(synth_spec), tmp_path / "run")
     with pytest.raises(ConfigError, match="--resume"):
-        train(_cfg(synth_spec), tmp_path / "run")
+        train(train_cfg(synth_spec), tmp_path / "run")
 
 
 def test_epoch_order_is_seeded_and_skips_whole_batches():
@@ -97,9 +86,9 @@ def test_bad_configs_are_refused(tmp_path, synth_spec):
     with pytest.raises(ConfigError, match="data"):
         train(TrainConfig(), tmp_path / "a")
     with pytest.raises(ConfigError, match="amp"):
-        train(_cfg(synth_spec, amp="fp8"), tmp_path / "b")
+        train(train_cfg(synth_spec, amp="fp8"), tmp_path / "b")
     with pytest.raises(ConfigError, match="fewer than one batch"):
-        train(_cfg(synth_spec, batch_size=64), tmp_path / "c")
+        train(train_cfg(synth_spec, batch_size=64), tmp_path / "c")
 
 
 def test_cached_dataset_gives_the_same_samples(synth_spec):
@@ -129,11 +118,11 @@ def test_a_broken_file_stops_training_with_its_name(tmp_path):
     broken = root / "audio" / "train_000003.wav"
     broken.write_bytes(b"RIFF not really a wav")
     with pytest.raises(DatasetError, match="train_000003.wav"):
-        train(_cfg(f"synth:{root}"), tmp_path / "run")
+        train(train_cfg(f"synth:{root}"), tmp_path / "run")
     (root / "frames" / "train_000005.jpg").write_bytes(b"")
     broken.unlink()
     with pytest.raises(DatasetError, match="train_00000[35]"):
-        train(_cfg(f"synth:{root}"), tmp_path / "run2")
+        train(train_cfg(f"synth:{root}"), tmp_path / "run2")
 
 
 def test_resume_refuses_a_changed_architecture(tmp_path, synth_spec, monkeypatch):
@@ -143,7 +132,7 @@ def test_resume_refuses_a_changed_architecture(tmp_path, synth_spec, monkeypatch
     from vssl.models.localizer import AVLocalizer
     from vssl.models.registry import model_config
 
-    cfg = _cfg(synth_spec)
+    cfg = train_cfg(synth_spec)
     train(cfg, tmp_path / "run")
     assert loop.resumable(tmp_path / "run", cfg) and loop.resumable(tmp_path / "none", cfg)
     wider = dataclasses.replace(model_config("test"), embed_dim=32)  # its weights would not even load
@@ -155,14 +144,14 @@ def test_resume_refuses_a_changed_architecture(tmp_path, synth_spec, monkeypatch
 
 
 def test_bf16_autocast_runs_on_cpu(tmp_path, synth_spec):
-    release = train(_cfg(synth_spec, amp="bf16", objective=ObjectiveConfig(name="sslsan")), tmp_path / "run")
+    release = train(train_cfg(synth_spec, amp="bf16", objective=ObjectiveConfig(name="sslsan")), tmp_path / "run")
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     assert all(torch.isfinite(torch.tensor(float(r["loss"]))) for r in rows)
     assert load_model(release).state_dict()["aud_proj.weight"].dtype == torch.float32  # weights stay fp32
 
 
 def test_frozen_audio_norm_keeps_running_statistics(tmp_path, synth_spec):
-    state = load_model(train(_cfg(synth_spec, freeze_audio_norm_at=0.0), tmp_path / "run")).state_dict()
+    state = load_model(train(train_cfg(synth_spec, freeze_audio_norm_at=0.0), tmp_path / "run")).state_dict()
     assert torch.all(state["audnet.bn1.running_mean"] == 0) and torch.all(state["audnet.bn1.running_var"] == 1)
     assert not torch.all(state["imgnet.bn1.running_mean"] == 0)  # the image trunk keeps learning its statistics
 
@@ -171,10 +160,10 @@ def test_precise_batchnorm_changes_only_the_released_statistics(tmp_path, synth_
     """The release's BatchNorm statistics are recomputed (frozen audio layers excepted); the weights are those
     of the same run without PreciseBN; a resumed finished run gives the same release."""
     sslsan = ObjectiveConfig(name="sslsan")
-    cfg = _cfg(synth_spec, objective=sslsan, precise_bn_batches=2, freeze_audio_norm_at=0.5)
+    cfg = train_cfg(synth_spec, objective=sslsan, precise_bn_batches=2, freeze_audio_norm_at=0.5)
     precise = load_model(train(cfg, tmp_path / "precise")).state_dict()
     frozen = load_model(
-        train(_cfg(synth_spec, objective=sslsan, freeze_audio_norm_at=0.5), tmp_path / "f")
+        train(train_cfg(synth_spec, objective=sslsan, freeze_audio_norm_at=0.5), tmp_path / "f")
     ).state_dict()
     stats = ("running_mean", "running_var", "num_batches_tracked")
     for key, value in precise.items():
@@ -185,4 +174,4 @@ def test_precise_batchnorm_changes_only_the_released_statistics(tmp_path, synth_
     again = load_model(train(cfg, tmp_path / "precise", resume=True)).state_dict()
     assert all(torch.equal(again[k], v) for k, v in precise.items())
     with pytest.raises(ConfigError, match="precise_bn_batches"):
-        train(_cfg(synth_spec, precise_bn_batches=-1), tmp_path / "bad")
+        train(train_cfg(synth_spec, precise_bn_batches=-1), tmp_path / "bad")

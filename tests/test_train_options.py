@@ -8,10 +8,9 @@ from contextlib import nullcontext
 
 import pytest
 import torch
-from test_train import TINY, _cfg
+from support import train_cfg
 
 from vssl.config import to_dict
-from vssl.data.synth import generate
 from vssl.errors import ConfigError
 from vssl.models.objectives import ObjectiveConfig, create_objective
 from vssl.models.objectives.base import Batch, gather_pairs
@@ -20,11 +19,6 @@ from vssl.train.loop import TrainConfig, run_differences, train
 from vssl.train.sampler import EpochOrder, micro_batch_size
 from vssl.train.schedule import learning_rate
 from vssl.train.step import TrainStep, apply_update, forward_backward
-
-
-@pytest.fixture(scope="module")
-def synth_spec(tmp_path_factory):
-    return "synth:" + str(generate(TINY, tmp_path_factory.mktemp("synth"), progress=False))
 
 
 def _losses(run) -> list[float]:
@@ -52,13 +46,13 @@ def test_schedules_that_do_not_split_are_refused(tmp_path, synth_spec):
     with pytest.raises(ConfigError, match="split evenly"):
         micro_batch_size(12, world_size=5)
     with pytest.raises(ConfigError, match="at least 2"):
-        train(_cfg(synth_spec, accumulate=4), tmp_path / "a")  # micro-batches of one pair: nothing to contrast
+        train(train_cfg(synth_spec, accumulate=4), tmp_path / "a")  # micro-batches of one pair: nothing to contrast
     with pytest.raises(ConfigError, match="contrast"):
-        train(_cfg(synth_spec, contrast="everything"), tmp_path / "b")
+        train(train_cfg(synth_spec, contrast="everything"), tmp_path / "b")
     with pytest.raises(ConfigError, match="sync_batchnorm"):
-        train(_cfg(synth_spec, sync_batchnorm=True), tmp_path / "c")
+        train(train_cfg(synth_spec, sync_batchnorm=True), tmp_path / "c")
     with pytest.raises(ConfigError, match=r"lr_schedule='step' is not one of \['constant', 'cosine'\]"):
-        train(_cfg(synth_spec, lr_schedule="step"), tmp_path / "d")
+        train(train_cfg(synth_spec, lr_schedule="step"), tmp_path / "d")
 
 
 def test_cosine_schedule_decays_to_zero_by_the_last_step(tmp_path, synth_spec):
@@ -66,7 +60,7 @@ def test_cosine_schedule_decays_to_zero_by_the_last_step(tmp_path, synth_spec):
         [1, 0.853553, 0.5, 0.146447, 0], abs=1e-6
     )
     assert learning_rate(0.1, "constant", 3, 4) == 0.1
-    release = train(_cfg(synth_spec, lr_schedule="cosine", lr=1e-3, batch_size=4, epochs=2), tmp_path / "run")
+    release = train(train_cfg(synth_spec, lr_schedule="cosine", lr=1e-3, batch_size=4, epochs=2), tmp_path / "run")
     state = torch.load(release.parent / "checkpoints" / "last.pt", weights_only=True)
     total = int(state["step"])  # 12 pairs, 4 per step, 2 epochs
     assert total == 6 and state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
@@ -106,15 +100,15 @@ def test_accumulated_micro_batches_update_as_their_mean_loss():
 
 
 def test_accumulation_keeps_the_step_count(tmp_path, synth_spec):
-    train(_cfg(synth_spec, batch_size=6, accumulate=2), tmp_path / "run")
+    train(train_cfg(synth_spec, batch_size=6, accumulate=2), tmp_path / "run")
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     assert [(int(r["step"]), int(r["epoch"])) for r in rows] == [(1, 0), (2, 0)]  # 12 pairs, 6 per step
     assert all(0.0 <= float(r["data_wait"]) <= 1.0 and float(r["samples_per_s"]) > 0 for r in rows)
 
 
 def test_channels_last_trains_like_the_default_layout(tmp_path, synth_spec):
-    plain = _losses(train(_cfg(synth_spec), tmp_path / "plain").parent)
-    nhwc_release = train(_cfg(synth_spec, channels_last=True), tmp_path / "nhwc")
+    plain = _losses(train(train_cfg(synth_spec), tmp_path / "plain").parent)
+    nhwc_release = train(train_cfg(synth_spec, channels_last=True), tmp_path / "nhwc")
     nhwc = _losses(nhwc_release.parent)
     # other convolution kernels: the same first loss up to rounding, then steps that drift apart a little
     assert nhwc[0] == pytest.approx(plain[0], rel=1e-4) and nhwc == pytest.approx(plain, rel=1e-2)
@@ -123,9 +117,9 @@ def test_channels_last_trains_like_the_default_layout(tmp_path, synth_spec):
 
 @pytest.mark.slow
 def test_compiled_trunks_train(tmp_path, synth_spec):  # torch._inductor is part of torch: no skip
-    plain = _losses(train(_cfg(synth_spec, objective=ObjectiveConfig(name="ezvsl")), tmp_path / "plain").parent)
+    plain = _losses(train(train_cfg(synth_spec, objective=ObjectiveConfig(name="ezvsl")), tmp_path / "plain").parent)
     compiled = _losses(
-        train(_cfg(synth_spec, objective=ObjectiveConfig(name="ezvsl"), compile=True), tmp_path / "c").parent
+        train(train_cfg(synth_spec, objective=ObjectiveConfig(name="ezvsl"), compile=True), tmp_path / "c").parent
     )
     assert compiled == pytest.approx(plain, rel=1e-3)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import TINY, _cfg
+from support import TINY, train_cfg
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -39,11 +39,6 @@ from vssl.train.signals import StopSignals
 from vssl.train.skips import SKIPPED_FILE
 
 BROKEN = ("train_000003", "train_000007")
-
-
-@pytest.fixture(scope="module")
-def synth_spec(tmp_path_factory):
-    return "synth:" + str(generate(TINY, tmp_path_factory.mktemp("synth"), progress=False))
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +87,7 @@ def test_unreadable_items_leave_their_batch_shorter_in_worker_processes(broken_s
 
 
 def test_training_skips_and_reports_unreadable_items(tmp_path, broken_spec):
-    cfg = _cfg(broken_spec, epochs=2, max_bad_fraction=0.2)  # 2 of 12 allowed
+    cfg = train_cfg(broken_spec, epochs=2, max_bad_fraction=0.2)  # 2 of 12 allowed
     release = train(cfg, tmp_path / "run")
     rows = _rows(tmp_path / "run")
     per_epoch = {e: sum(int(float(r["skipped_items"])) for r in rows if int(r["epoch"]) == e) for e in (0, 1)}
@@ -102,24 +97,24 @@ def test_training_skips_and_reports_unreadable_items(tmp_path, broken_spec):
     assert {Path(r["file"]).stem for r in report["items"]} == set(BROKEN)
     assert all((r["step"] - 1) // 3 == r["epoch"] for r in report["items"])  # steps 1-3, 4-6
     # worker processes skip the same items: the same weights, bit for bit
-    with_workers = train(_cfg(broken_spec, epochs=2, max_bad_fraction=0.2, num_workers=2), tmp_path / "w")
+    with_workers = train(train_cfg(broken_spec, epochs=2, max_bad_fraction=0.2, num_workers=2), tmp_path / "w")
     _assert_identical(_weights(release), _weights(with_workers))
 
 
 def test_too_many_unreadable_items_stop_the_run_with_counts_and_files(tmp_path, broken_spec):
     with pytest.raises(DatasetError, match=r"2 unreadable items .* max_bad_fraction=0.1 .* 12 items allows \(1\)") as e:
-        train(_cfg(broken_spec, max_bad_fraction=0.1), tmp_path / "run")
+        train(train_cfg(broken_spec, max_bad_fraction=0.1), tmp_path / "run")
     assert all(name in str(e.value) for name in BROKEN) and SKIPPED_FILE in str(e.value)
     assert len(json.loads((tmp_path / "run" / SKIPPED_FILE).read_text())["items"]) == 2
 
 
 def test_policy_keys_are_checked_and_may_change_on_resume(tmp_path, synth_spec):
     with pytest.raises(ConfigError, match="max_bad_fraction"):
-        train(_cfg(synth_spec, max_bad_fraction=1.5), tmp_path / "a")
+        train(train_cfg(synth_spec, max_bad_fraction=1.5), tmp_path / "a")
     with pytest.raises(ConfigError, match="max_bad_steps"):
-        train(_cfg(synth_spec, max_bad_steps=0), tmp_path / "b")
-    train(_cfg(synth_spec), tmp_path / "c")
-    train(_cfg(synth_spec, epochs=2, max_bad_fraction=0.5, max_bad_steps=2), tmp_path / "c", resume=True)
+        train(train_cfg(synth_spec, max_bad_steps=0), tmp_path / "b")
+    train(train_cfg(synth_spec), tmp_path / "c")
+    train(train_cfg(synth_spec, epochs=2, max_bad_fraction=0.5, max_bad_steps=2), tmp_path / "c", resume=True)
 
 
 # --- non-finite losses --------------------------------------------------------------------------------------
@@ -148,7 +143,7 @@ def _override_loss(monkeypatch, steps: dict[int, float]) -> None:
 
 def test_a_nonfinite_loss_skips_its_update_and_is_counted(tmp_path, synth_spec, monkeypatch):
     _override_loss(monkeypatch, {1: float("nan"), 4: float("inf")})
-    train(_cfg(synth_spec, epochs=2), tmp_path / "run")
+    train(train_cfg(synth_spec, epochs=2), tmp_path / "run")
     rows = _rows(tmp_path / "run")
     assert [float(r["nonfinite_steps"]) for r in rows] == [0, 1, 0, 0, 1, 0]
     assert rows[1]["loss"] == "nan" and rows[4]["loss"] == "inf"
@@ -161,7 +156,7 @@ def test_a_nonfinite_loss_skips_its_update_and_is_counted(tmp_path, synth_spec, 
 def test_nonfinite_losses_in_a_row_stop_the_run_with_the_weights_before_them(tmp_path, synth_spec, monkeypatch):
     _override_loss(monkeypatch, {0: float("nan"), 1: float("nan"), 2: float("inf")})
     with pytest.raises(TrainingError, match=r"steps 1-3: 3 non-finite losses in a row \(max_bad_steps=3\)"):
-        train(_cfg(synth_spec, max_bad_steps=3, checkpoint_every=1), tmp_path / "run")
+        train(train_cfg(synth_spec, max_bad_steps=3, checkpoint_every=1), tmp_path / "run")
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     torch.manual_seed(0)
     _assert_identical(state["model"], create_model("test").state_dict())  # no update, BatchNorm statistics restored
@@ -180,10 +175,10 @@ def _flip_a_weight_byte(path: Path, tensor: torch.Tensor) -> None:
 
 
 def test_damaged_checkpoints_are_refused_by_name_and_resume_uses_the_previous_one(tmp_path, synth_spec, caplog):
-    cfg = _cfg(synth_spec, epochs=2, checkpoint_every=1, objective=ObjectiveConfig(name="sslsan"))
+    cfg = train_cfg(synth_spec, epochs=2, checkpoint_every=1, objective=ObjectiveConfig(name="sslsan"))
     full = _weights(train(cfg, tmp_path / "full"))
     run = tmp_path / "cut"
-    train(_cfg(synth_spec, epochs=1, checkpoint_every=1, objective=ObjectiveConfig(name="sslsan")), run)
+    train(train_cfg(synth_spec, epochs=1, checkpoint_every=1, objective=ObjectiveConfig(name="sslsan")), run)
     ckpt = run / "checkpoints"
     last, previous = ckpt / "last.pt", ckpt / "last.previous.pt"
     assert load_checkpoint(last)["step"] == 3 and load_checkpoint(previous)["step"] == 2
@@ -220,7 +215,9 @@ def test_a_half_written_metrics_row_is_dropped_on_resume(tmp_path):
 
 
 def test_resume_reproduces_slavc_s_dropout_and_momentum_encoders(tmp_path, synth_spec):
-    cfg = _cfg(synth_spec, model="slavc_test", epochs=2, checkpoint_every=1, objective=ObjectiveConfig(name="slavc"))
+    cfg = train_cfg(
+        synth_spec, model="slavc_test", epochs=2, checkpoint_every=1, objective=ObjectiveConfig(name="slavc")
+    )
     full = _weights(train(cfg, tmp_path / "full"))
     train(replace(cfg, epochs=1), tmp_path / "cut")
     _assert_identical(full, _weights(train(cfg, tmp_path / "cut", resume=True)))
