@@ -143,8 +143,7 @@ def _localizer(args: argparse.Namespace):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UncalibratedModelWarning)
-        scale = {"unit": "(cos+1)/2", "cosine": "cosine"}[args.threshold_scale]
-        loc = load_localizer(args.model, args.device, args.rule, args.threshold, scale)
+        loc = load_localizer(args.model, args.device, args.rule, args.threshold, args.threshold_scale)
     if loc.threshold is None:
         log.warning("%s has no calibration (vssl eval --write-calibration): no abstain decision", args.model)
     return loc
@@ -290,10 +289,13 @@ def _add_scale_options(p: argparse.ArgumentParser) -> None:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model folder (vssl train / convert / demo) or hf-hub:ORG/NAME")
-    p.add_argument("--rule", default="maxq3", choices=["max", "max10", "maxq3"], help="calibrated threshold used")
+    p.add_argument("--rule", default=SCORE.rule, choices=THRESHOLD_NAMES, help="calibrated threshold used")
     p.add_argument("--threshold", type=finite_float, help="threshold to use instead of the model's calibration")
     p.add_argument(
-        "--threshold-scale", default="unit", choices=["unit", "cosine"], help="scale of --threshold (unit: (cos+1)/2)"
+        "--threshold-scale",
+        default=SCORE.threshold_scale,
+        choices=MAP_SCALES,
+        help="scale of --threshold (unit: (cos+1)/2)",
     )
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
 
