@@ -166,6 +166,35 @@ def test_box_surrounds_the_part_of_the_mask_holding_the_peak():
     assert peak_component(mask, torch.tensor([7 * 8 + 7]), cell=1).sum() == 9
 
 
+def _dilated_component(mask: torch.Tensor, seeds: torch.Tensor, cell: int) -> torch.Tensor:
+    """The slow, obvious reference of `peak_component`: 3x3 dilations from the seed block, within the mask's blocks,
+    until nothing changes."""
+    n, side = mask.shape[0], mask.shape[-1]
+    blocks = torch.nn.functional.max_pool2d(mask[:, None].float(), cell, ceil_mode=True)
+    grown = torch.zeros_like(blocks)
+    grown[torch.arange(n), 0, seeds // side // cell, seeds % side // cell] = 1.0
+    grown *= blocks
+    while not torch.equal(nxt := torch.nn.functional.max_pool2d(grown, 3, stride=1, padding=1) * blocks, grown):
+        grown = nxt
+    full = grown.repeat_interleave(cell, dim=-1).repeat_interleave(cell, dim=-2)[:, 0, :side, :side]
+    return (full > 0) & mask
+
+
+@pytest.mark.parametrize(("side", "cell"), [(224, 4), (30, 4), (57, 3), (8, 1)])
+def test_peak_component_equals_the_dilation_reference(side, cell):
+    g = torch.Generator().manual_seed(side)
+    for trial in range(40):
+        n = 1 + trial % 4
+        if trial % 5 == 0:  # speckle: many small parts, touching at corners
+            mask = torch.rand(n, side, side, generator=g) > 0.5
+        else:  # blobs of any extent, as upsampled maps make them
+            grid = torch.rand(n, 1, max(2, side // 8), max(2, side // 8), generator=g)
+            heat = torch.nn.functional.interpolate(grid, size=(side, side), mode="bilinear", align_corners=True)
+            mask = heat[:, 0] > torch.rand(1, generator=g)
+        seeds = torch.randint(0, side * side, (n,), generator=g)  # inside the mask or not
+        assert torch.equal(peak_component(mask, seeds, cell), _dilated_component(mask, seeds, cell))
+
+
 def test_uncalibrated_model_warns_and_does_not_decide(model_dir, pair):
     with pytest.warns(UncalibratedModelWarning, match="no calibration"):
         loc = load_localizer(model_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import av
@@ -13,7 +12,7 @@ import torch
 from conftest import CALIBRATION
 from PIL import Image
 
-from vssl import load_localizer, load_model, save_release
+from vssl import load_localizer, save_release
 from vssl.audio import AudioConfig, load_audio
 from vssl.cli import main
 from vssl.data.synth_video import brightness, write_video
@@ -108,37 +107,6 @@ def test_cli_video(tmp_path, localizer, ramp_video, capsys):
 
 
 # ---------------------------------------------------------------- the demo's SSL-SaN model on a half-silent video
-
-
-@pytest.fixture(scope="module")
-def demo_sslsan(tmp_path_factory) -> tuple[Path, Path]:
-    """(SSL-SaN model folder, synthetic benchmark root): of the ``vssl demo`` output named by ``VSSL_DEMO_DIR``,
-    else trained here with the demo's own functions (its benchmark, pretrained image trunk, training config and
-    calibration; a few test items suffice), about five minutes on 2 CPU cores. The quick demo's model is
-    too weak on the benchmark of faint sources: it also abstains inside the sounding part of such a video."""
-    existing = os.environ.get("VSSL_DEMO_DIR")
-    if existing:
-        return Path(existing) / "models" / "sslsan", Path(existing) / "data"
-    from dataclasses import replace
-
-    from vssl.data.formats import read_items
-    from vssl.data.synth import generate
-    from vssl.demo import arm_config, demo_config, image_start
-    from vssl.evaluation.maps import compute_maps
-    from vssl.evaluation.protocol import PROTOCOL, calibrate_from
-    from vssl.train.loop import train
-
-    root = tmp_path_factory.mktemp("demo")
-    cfg = demo_config()
-    data = generate(replace(cfg.synth, n_test=8), root / "data", progress=False)
-    objective, size = cfg.methods()["sslsan"]
-    tcfg = arm_config(cfg, objective, size, f"synth:{data}", image_start(cfg, size, root, False), False)
-    model = load_model(train(tcfg, root / "run"))
-    items = read_items(f"synth:{data}", "calibration")
-    thresholds = calibrate_from(compute_maps(model, items, progress=False, repeats=cfg.eval_repeats))
-    calibration = {"thresholds": thresholds, "map_scale": PROTOCOL["map_scale"]}
-    folder = save_release(model, root / "sslsan", extra={"calibration": calibration})
-    return folder, data
 
 
 @pytest.mark.slow

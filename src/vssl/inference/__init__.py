@@ -3,13 +3,15 @@
 Modules: `inputs` (paths, PIL, arrays, tensors -> frames and waveforms), `calibration` (thresholds stored with
 a model), `localizer` (`Localizer`, `load_localizer`), `result` (`Localization`), `render` (overlays on the
 absolute scale), `video` and `video_writer` (timelines and overlay MP4s), `hub` (``hf-hub:`` model names),
-`uploads` (what the web app accepts: files checked by decoding, size and duration limits).
+`uploads` (what the web app accepts: files checked by decoding, size and duration limits), `live` (decisions on a
+live stream as they happen; its sources in `live_source`, its decoding thread in `live_reader`).
 Inference imports no training code.
 """
 
 from vssl.inference.calibration import Calibration, Threshold, UncalibratedModelWarning, read_calibration
 from vssl.inference.hub import load_model
 from vssl.inference.inputs import noise_clip, silence_clip
+from vssl.inference.live import LiveDecision, LiveStream, live_decisions
 from vssl.inference.localizer import Localizer, load_localizer, localize, localize_files
 from vssl.inference.render import COSINE_RANGE, render_overlay, write_overlay
 from vssl.inference.result import MAP_SCALE, Localization, write_json
@@ -18,10 +20,13 @@ __all__ = [
     "COSINE_RANGE",
     "MAP_SCALE",
     "Calibration",
+    "LiveDecision",
+    "LiveStream",
     "Localization",
     "Localizer",
     "Threshold",
     "UncalibratedModelWarning",
+    "live_decisions",
     "load_localizer",
     "load_model",
     "localize",

@@ -59,19 +59,31 @@ class _CopiedAudio:
 
 
 class _EncodedAudio:
-    """A mono waveform encoded as AAC, up to a given time."""
+    """A mono waveform encoded as AAC, up to a given time; `extend` appends samples (a live stream's)."""
 
     def __init__(self, wave: torch.Tensor, sample_rate: int, out: av.container.OutputContainer):
         self.samples = wave.detach().cpu().float().clamp(-1.0, 1.0).numpy()
         self.rate = sample_rate
         self.stream = out.add_stream("aac", rate=sample_rate, layout="mono")
         self.position = 0
+        self.start = 0  # position of self.samples[0]: encoded samples are let go when more are appended
+        self.growing = False
         self.out = out
 
+    def extend(self, samples: np.ndarray) -> None:
+        """Append ``samples [n]``; until the end, only whole AAC frames are encoded (the encoder's rule)."""
+        kept = self.samples[self.position - self.start :]
+        self.samples = np.concatenate([kept, np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)])
+        self.start, self.growing = self.position, True
+
     def feed_until(self, time: float | None) -> None:
-        end = len(self.samples) if time is None else min(len(self.samples), round(time * self.rate))
+        available = self.start + len(self.samples)
+        end = available if time is None else min(available, round(time * self.rate))
         while self.position < end:
-            chunk = self.samples[self.position : self.position + AAC_FRAME]
+            if self.growing and time is not None and available - self.position < AAC_FRAME:
+                return  # a partial frame only at the very end
+            offset = self.position - self.start
+            chunk = self.samples[offset : offset + AAC_FRAME]
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk[None]), format="fltp", layout="mono")
             frame.sample_rate, frame.pts = self.rate, self.position
             self.out.mux(self.stream.encode(frame))
@@ -99,6 +111,7 @@ class OverlayVideoWriter:
         self.audio: _CopiedAudio | _EncodedAudio | None = None
         self.size = (0, 0)
         self.count = 0
+        self.growing = False  # audio arrives through add_audio
 
     def __enter__(self) -> OverlayVideoWriter:
         self.container = av.open(str(self.path), "w", format="mp4")
@@ -124,6 +137,18 @@ class OverlayVideoWriter:
                 self.audio = _CopiedAudio(self.copy_audio_from, self.container)
         if self.audio is None:
             self.audio = _EncodedAudio(self.wave, self.sample_rate, self.container)
+            self.audio.growing = self.growing
+
+    def add_audio(self, samples: np.ndarray) -> None:
+        """Append ``samples [n]`` to the encoded waveform (not with ``copy_audio_from``): for a live stream, whose
+        audio is not known in advance."""
+        if self.audio is None:
+            self.wave = torch.cat([self.wave.flatten().float(), torch.from_numpy(np.asarray(samples, np.float32))])
+            self.growing = True
+        elif isinstance(self.audio, _EncodedAudio):
+            self.audio.extend(samples)
+        else:
+            raise ValueError("add_audio: this writer copies its audio from a file")
 
     def write(self, image: Image.Image) -> None:
         """Append one frame (shown for 1/fps s); audio up to its end is interleaved."""
