@@ -62,7 +62,6 @@ from vssl.audio import AudioConfig
 from vssl.data.dataset import AVDataset
 from vssl.data.formats import read_items
 from vssl.data.items import AVItem
-from vssl.data.negatives import silence
 from vssl.data.synth import SynthConfig, generate
 from vssl.evaluation.maps import NEGATIVES, compute_maps, noise_clip, offscreen_partners, repeat_seeds
 from vssl.evaluation.run import EvalConfig, run_eval
@@ -70,6 +69,7 @@ from vssl.maps import paired_maps, pairwise_maps
 from vssl.models.localizer import AVLocalizer
 from vssl.models.registry import create_model
 from vssl.models.release import load_model, read_release_config, save_release, update_release_config
+from vssl.negatives import silence
 from vssl.vision import ImageConfig
 
 CONDITIONS = ("positive", *NEGATIVES)

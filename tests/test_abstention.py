@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from vssl.data.negatives import UNSEEN_FAMILIES, unseen_noise
 from vssl.evaluation.abstention import abstention_metrics, inside_any, peak_points, tpr_at_fpr
 from vssl.maps import EVAL_SIZE, to_unit_scale, upsample
+from vssl.negatives import UNSEEN_FAMILIES, unseen_noise
 
 
 def test_the_peak_is_the_argmax_of_the_upsampled_map():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vssl.data.negatives import NegativeSampler, TrainingNegativesConfig, colored_noise, white_noise
+from vssl.negatives import NegativeSampler, TrainingNegativesConfig, colored_noise, white_noise
 
 
 def test_sampler_is_reproducible_per_step_and_in_range():

@@ -17,7 +17,6 @@ import torch
 
 from vssl.audio import AudioConfig
 from vssl.config import load_yaml
-from vssl.data.negatives import TrainingNegativesConfig
 from vssl.data.synth import SynthConfig, generate
 from vssl.errors import ConfigError
 from vssl.maps import join_heads, paired_maps
@@ -28,6 +27,7 @@ from vssl.models.objectives.slavc import SLAVCConfig
 from vssl.models.objectives.sslsan import SSLSaNConfig
 from vssl.models.registry import create_model, model_config
 from vssl.models.release import load_model, save_release
+from vssl.negatives import TrainingNegativesConfig
 from vssl.train.loop import TrainConfig, train
 
 N = AudioConfig().num_samples

@@ -22,7 +22,6 @@ from typing import Any
 from vssl.atomic import write_text_atomic
 from vssl.config import to_dict
 from vssl.data.formats import read_items
-from vssl.data.negatives import UNSEEN_FAMILIES
 from vssl.data.synth import SynthConfig, generate
 from vssl.errors import ConfigError
 from vssl.evaluation import report as R
@@ -32,6 +31,7 @@ from vssl.models.objectives import METHODS, ObjectiveConfig
 from vssl.models.objectives.sslsan import SSLSaNConfig
 from vssl.models.registry import method_model_size
 from vssl.models.release import load_model, save_release
+from vssl.negatives import UNSEEN_FAMILIES
 from vssl.train.loop import TrainConfig, resumable, train
 from vssl.train.pretrain import PretrainConfig, pretrain_image_trunk
 

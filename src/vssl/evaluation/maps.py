@@ -22,11 +22,11 @@ from tqdm import tqdm
 from vssl.audio import power_spectrogram
 from vssl.data.dataset import AVDataset
 from vssl.data.items import AVItem
-from vssl.data.negatives import silence, unseen_noise, white_noise
 from vssl.errors import ConfigError, DatasetError, MediaError
 from vssl.evaluation.scoring import MapSet
 from vssl.maps import paired_maps, pairwise_maps
 from vssl.models.localizer import AVLocalizer
+from vssl.negatives import silence, unseen_noise, white_noise
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,7 +39,7 @@ class EvalMaps:
     """Cosine maps per condition: ``maps["positive"]`` ``[N, h, w]`` in item order; ``silence`` ``[N, h, w]``;
     ``noise`` and ``offscreen`` ``[R*N, h, w]`` repeat-major (map ``r*N + i`` belongs to item ``i``).
     ``similarity`` ``[N, N]``: max-pooled cosine of image i with audio j (retrieval). ``unseen``: maps under noise
-    families no model trains on (`vssl.data.negatives.UNSEEN_FAMILIES`), ``[R*N, h, w]`` each, repeat-major;
+    families no model trains on (`vssl.negatives.UNSEEN_FAMILIES`), ``[R*N, h, w]`` each, repeat-major;
     kept apart from the protocol's negatives (calibration, pIA)."""
 
     items: list[AVItem]

@@ -21,8 +21,8 @@ import torch
 from PIL import Image
 
 from vssl.audio import AudioConfig, load_audio, resample
-from vssl.data.negatives import silence, white_noise
 from vssl.errors import VsslError
+from vssl.negatives import silence, white_noise
 from vssl.vision import load_image
 
 ImageInput = Any  # str | Path | Image.Image | np.ndarray | torch.Tensor, or a batch of them

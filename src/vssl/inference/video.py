@@ -29,13 +29,13 @@ from tqdm import tqdm
 
 from vssl.atomic import atomic_path, write_text_atomic
 from vssl.audio import AudioConfig, center_window, load_audio, open_media, stream_duration
-from vssl.data.negatives import white_noise
 from vssl.errors import MediaError, VsslError, require_file
 from vssl.inference.calibration import Threshold
 from vssl.inference.localizer import Localizer
 from vssl.inference.render import render_overlay
 from vssl.inference.result import MAP_SCALE, Localization
 from vssl.inference.video_writer import OverlayVideoWriter
+from vssl.negatives import white_noise
 
 NEGATIVES = ("silence", "noise")
 STILL_TOLERANCE = 0.5  # mean |difference| in 8-bit levels below which consecutive frames are one picture

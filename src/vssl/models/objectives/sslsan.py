@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from vssl.data.negatives import NegativeSampler, TrainingNegativesConfig
 from vssl.errors import ConfigError
 from vssl.models.localizer import AVLocalizer
 from vssl.models.objectives.base import BaseObjective, Batch
+from vssl.negatives import NegativeSampler, TrainingNegativesConfig
 
 
 @dataclass(frozen=True)
