@@ -43,7 +43,7 @@ from vssl.inference import Localizer, Threshold, live_decisions
 from vssl.inference.hub import load_model
 from vssl.inference.result import make_results
 from vssl.inference.video import localize_video
-from vssl.models.localizer import paired_maps
+from vssl.maps import paired_maps
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:

@@ -34,7 +34,8 @@ from vssl.inference.calibration import (
 from vssl.inference.hub import resolve_model_path
 from vssl.inference.inputs import AudioInput, ImageInput, as_frames, as_waves
 from vssl.inference.result import Localization, make_results
-from vssl.models.localizer import AVLocalizer, ModelConfig, paired_maps
+from vssl.maps import paired_maps
+from vssl.models.localizer import AVLocalizer, ModelConfig
 from vssl.models.release import load_model as load_release
 from vssl.vision import eval_transform
 

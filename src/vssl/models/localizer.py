@@ -29,7 +29,7 @@ from torch import nn
 
 from vssl.audio import AudioConfig, spectrogram
 from vssl.errors import ConfigError
-from vssl.maps import join_heads, paired_maps, pairwise_maps  # noqa: F401  (pairwise_maps: re-exported until callers move)
+from vssl.maps import join_heads, paired_maps
 from vssl.models.encoders import BackboneConfig, check_trunk, create_trunk
 from vssl.vision import ImageConfig
 
