@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import CALIBRATION
 
-# universal thresholds on the (cos+1)/2 scale, as `vssl eval --write-calibration` stores them
-CALIBRATION = {"thresholds": {"max": 0.52, "max10": 0.572, "maxq3": 0.55}, "map_scale": "(cos+1)/2", "data": "x"}
 PAIR = "cello_donkey_3905_cello"  # a real IS3+ image + audio pair of the shared fixtures
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from vssl.data.synth import SynthConfig
 from vssl.train.config import TrainConfig
 
+CALIBRATION = {"thresholds": {"max": 0.52, "max10": 0.572, "maxq3": 0.55}, "map_scale": "(cos+1)/2", "data": "x"}
+"""Universal thresholds on the (cos+1)/2 scale, as `vssl eval --write-calibration` stores them."""
 TINY = SynthConfig(n_train=12, n_calibration=4, n_test=4, image_size=64)
 """The tiny benchmark of the training tests (the session fixture ``synth_spec`` holds it, generated once)."""
 

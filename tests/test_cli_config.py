@@ -61,3 +61,30 @@ def test_a_bad_value_is_one_line_naming_the_key(caplog, tmp_path):
     assert "n_train" in errors[0] and "many" in errors[0]
     assert "negative noise 'pink' unknown" in errors[1]
     assert all("\n" not in e and "Traceback" not in e for e in errors)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("objective.sslsan.negatives.colors=[white,purple]", "negatives.colors"),
+        ("objective.sslsan.negatives.num_noise=-1", "negatives.num_noise"),
+    ],
+)
+def test_bad_training_values_name_their_key_without_a_traceback(override, key, caplog, tmp_path, capsys):
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", "--out", str(tmp_path / "run"), "data=synth:x", override]) == 2
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert key in line and "Traceback" not in capsys.readouterr().err
+
+
+def test_bad_trunk_values_name_their_key():
+    from dataclasses import replace
+
+    from vssl.errors import ConfigError
+    from vssl.models.registry import model_config
+
+    cfg = model_config("test")
+    with pytest.raises(ConfigError, match=r"image_backbone.norm='layer'"):
+        replace(cfg, image_backbone=replace(cfg.image_backbone, norm="layer"))
+    with pytest.raises(ConfigError, match=r"audio_backbone.widths \[8, 8\] and audio_backbone.blocks"):
+        replace(cfg, audio_backbone=replace(cfg.audio_backbone, widths=(8, 8)))

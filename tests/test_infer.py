@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CALIBRATION
 from PIL import Image
+from support import CALIBRATION
 
 import vssl
 from vssl import Localizer, load_localizer, load_model, save_release

@@ -9,8 +9,8 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import CALIBRATION
 from PIL import Image
+from support import CALIBRATION
 
 from vssl import load_localizer, save_release
 from vssl.audio import AudioConfig, load_audio

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vssl.errors import ConfigError
+
 NOISE_COLORS = ("white", "pink", "brown")
 
 
@@ -126,6 +128,15 @@ class TrainingNegativesConfig:
     gain_db: tuple[float, float] = (-30.0, 0.0)
     """random level relative to sigma = 1 (uniform in dB)"""
 
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.colors if c not in NOISE_COLORS]
+        if unknown:
+            raise ConfigError(f"negatives.colors: unknown noise colour(s) {unknown}; known: {list(NOISE_COLORS)}")
+        if self.num_noise < 0:
+            raise ConfigError(f"negatives.num_noise must be >= 0, got {self.num_noise}")
+        if len(self.gain_db) != 2 or self.gain_db[0] > self.gain_db[1]:
+            raise ConfigError(f"negatives.gain_db must be [low, high] in dB, got {list(self.gain_db)}")
+
     @property
     def count(self) -> int:
         return int(self.silence) + self.num_noise
@@ -135,9 +146,6 @@ class NegativeSampler:
     """Draws a batch's negatives, reproducibly: batch ``step`` always gets the same clips."""
 
     def __init__(self, cfg: TrainingNegativesConfig, num_samples: int, seed: int):
-        for color in cfg.colors:
-            if color not in NOISE_COLORS:
-                raise ValueError(f"unknown noise colour {color!r}; known: {NOISE_COLORS}")
         self.cfg = cfg
         self.num_samples = num_samples
         self.seed = seed

@@ -149,7 +149,14 @@ def register_trunk(
     return add
 
 
-@register_trunk(RESNET)
+def _check_resnet(cfg: BackboneConfig, key: str) -> None:
+    if len(cfg.widths) != len(cfg.blocks) or not cfg.widths:
+        raise ConfigError(f"{key}.widths {list(cfg.widths)} and {key}.blocks {list(cfg.blocks)}: one entry per layer")
+    if cfg.norm not in ("batch", "group"):
+        raise ConfigError(f"{key}.norm={cfg.norm!r}: choose batch or group")
+
+
+@register_trunk(RESNET, check=_check_resnet)
 def _resnet(cfg: BackboneConfig, in_channels: int) -> nn.Module:
     return ResNetTrunk(cfg, in_channels)
 
