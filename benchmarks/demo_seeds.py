@@ -12,28 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_model
 
 from vssl.demo import demo_config, run_demo
 
 ARMS = ("baseline", "sslsan")
 NEGATIVES = ("silence", "noise", "offscreen")
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what the platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def figures(method: dict) -> dict[str, float | None]:

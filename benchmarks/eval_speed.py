@@ -39,7 +39,6 @@ import argparse
 import functools
 import math
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -54,6 +53,7 @@ import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
+from machine import cpu_model
 from PIL import Image
 from scipy import signal
 from torchvision import transforms
@@ -387,16 +387,6 @@ def load() -> str:
 
 def fmt_thresholds(thresholds: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in thresholds.items())
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def end_to_end(release: Path, spec: str, small_spec: str, n_small: int, tmp: Path, args: argparse.Namespace) -> None:
