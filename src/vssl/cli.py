@@ -20,6 +20,8 @@ from vssl.evaluation.maps import NOISE_KINDS, SEED_SCHEMES
 from vssl.evaluation.run import PROTOCOLS, EvalConfig
 from vssl.evaluation.scoring import MAP_SCALES, NEGATIVE_POOLS, ScoreConfig
 from vssl.evaluation.thresholds import THRESHOLD_NAMES
+from vssl.inference.uploads import UploadLimits
+from vssl.inference.video import ANALYSED_FPS
 from vssl.models.convert import FORMATS
 from vssl.models.ogl import MIX_RULES
 from vssl.train.config import TrainConfig
@@ -216,7 +218,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from vssl.app import serve
-    from vssl.inference.uploads import UploadLimits
 
     limits = UploadLimits(round(args.max_upload_mb * 1e6), args.max_audio_seconds, args.max_video_seconds)
     serve(_localizer(args), host=args.host, port=args.port, name=args.model, limits=limits)
@@ -412,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     sound.add_argument("--noise", action="store_true", help="localize white noise (negative audio, seeded)")
     loc.add_argument("--out", help="overlay to write: PNG for an image, MP4 (with the audio) for a video or --live")
     loc.add_argument("--json", help="JSON to write: the map and decision (image) or a per-frame timeline (video)")
-    loc.add_argument("--fps", type=finite_float, default=5.0, help="video, live: frames analysed a second (default 5)")
+    loc.add_argument("--fps", type=finite_float, default=ANALYSED_FPS, help="video, live: frames analysed a second")
     loc.add_argument(
         "--timeout", type=finite_float, default=10.0, help="live: seconds to wait for data or a new frame (default 10)"
     )
@@ -432,9 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("serve", help="web app: upload image + audio or a video, see where the sound is (gradio)")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     srv.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    srv.add_argument("--max-upload-mb", type=finite_float, default=50.0, help="largest upload in MB (default 50)")
-    srv.add_argument("--max-audio-seconds", type=finite_float, default=60.0, help="longest audio clip (default 60 s)")
-    srv.add_argument("--max-video-seconds", type=finite_float, default=600.0, help="longest video (default 600 s)")
+    limits, limit_docs = UploadLimits(), field_docs(UploadLimits)
+    srv.add_argument("--max-upload-mb", type=finite_float, default=limits.max_bytes / 1e6, help="largest upload in MB")
+    srv.add_argument(
+        "--max-audio-seconds", type=finite_float, default=limits.max_audio_seconds, help=limit_docs["max_audio_seconds"]
+    )
+    srv.add_argument(
+        "--max-video-seconds", type=finite_float, default=limits.max_video_seconds, help=limit_docs["max_video_seconds"]
+    )
     _add_model_options(srv)
     srv.set_defaults(func=_cmd_serve)
 

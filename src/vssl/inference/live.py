@@ -50,7 +50,7 @@ from vssl.inference.live_source import open_source, parse_source
 from vssl.inference.localizer import Localizer
 from vssl.inference.render import render_overlay
 from vssl.inference.result import Localization
-from vssl.inference.video import FRAME_KEYS
+from vssl.inference.video import ANALYSED_FPS, FRAME_KEYS
 from vssl.inference.video_writer import OverlayVideoWriter
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,12 @@ class LiveStream:
     """
 
     def __init__(
-        self, localizer: Localizer, source: str, fps: float = 5.0, timeout: float = 10.0, audio_wait: float = 0.5
+        self,
+        localizer: Localizer,
+        source: str,
+        fps: float = ANALYSED_FPS,
+        timeout: float = 10.0,
+        audio_wait: float = 0.5,
     ):
         if not fps > 0:
             raise VsslError(f"fps must be positive, got {fps}")
@@ -247,7 +252,7 @@ class LiveStream:
 
 
 def live_decisions(
-    localizer: Localizer, source: str, fps: float = 5.0, timeout: float = 10.0, audio_wait: float = 0.5
+    localizer: Localizer, source: str, fps: float = ANALYSED_FPS, timeout: float = 10.0, audio_wait: float = 0.5
 ) -> Iterator[LiveDecision]:
     """`LiveDecision`s on ``source`` at ``fps``, as they happen, until the stream ends or stalls ``timeout`` s
     (see `LiveStream`); the source is closed when the iteration stops."""
@@ -297,7 +302,7 @@ class _LiveOverlay:
 def run_live(
     localizer: Localizer,
     source: str,
-    fps: float = 5.0,
+    fps: float = ANALYSED_FPS,
     out: str | Path | None = None,
     timeout: float = 10.0,
     lines: TextIO | None = None,

@@ -39,6 +39,8 @@ from vssl.negatives import white_noise
 
 NEGATIVES = ("silence", "noise")
 STILL_TOLERANCE = 0.5  # mean |difference| in 8-bit levels below which consecutive frames are one picture
+ANALYSED_FPS = 5.0
+"""Frames analysed a second by default (videos and live streams)."""
 # (a codec re-encoding a still picture changes it by ~0.01 level on average; any motion by far more)
 
 
@@ -150,7 +152,7 @@ def localize_video(
     out: str | Path | None = None,
     audio: str | Path | None = None,
     negative: str | None = None,
-    fps: float = 5.0,
+    fps: float = ANALYSED_FPS,
     batch_windows: int = 16,
     progress: bool = True,
     keep_results: bool = False,
