@@ -158,12 +158,11 @@ def describe(cls: type, prefix: str = "", defaults: Any = None) -> list[tuple[st
     """Every key of dataclass ``cls`` (nested ones dotted): ``(key, type, default, doc)``, in field order.
     ``defaults``: an instance whose values are shown instead of the class defaults (e.g. a preset)."""
     hints, docs = _field_types(cls), field_docs(cls)
-    values = defaults if defaults is not None else None
     rows = []
     for f in dataclasses.fields(cls):
         annotation = hints[f.name]
-        if values is not None:
-            value = getattr(values, f.name)
+        if defaults is not None:
+            value = getattr(defaults, f.name)
         elif f.default is not dataclasses.MISSING:
             value = f.default
         elif f.default_factory is not dataclasses.MISSING:

@@ -131,15 +131,11 @@ class NegativeAudio:
             raise ConfigError(f"negative noise {self.noise!r} unknown; choose one of {list(NOISE_KINDS)}")
 
     def describe(self) -> dict[str, str]:
+        spectrogram = "" if self.log else ", spectrogram without the log (the ICASSP'25 code's behaviour, a bug)"
+        noise = "clipped to [-1, 1] (ours)" if self.noise == "clipped" else "unclipped (the ICASSP'25 code)"
         return {
-            "silence": "zeros"
-            + ("" if self.log else ", spectrogram without the log (the ICASSP'25 code's behaviour, a bug)"),
-            "noise": (
-                "white Gaussian sigma 1, clipped to [-1, 1] (ours)"
-                if self.noise == "clipped"
-                else "white Gaussian sigma 1, unclipped (the ICASSP'25 code)"
-            )
-            + ("" if self.log else ", spectrogram without the log (the ICASSP'25 code's behaviour, a bug)"),
+            "silence": "zeros" + spectrogram,
+            "noise": f"white Gaussian sigma 1, {noise}{spectrogram}",
             "seeds": "seed*1000 + repeat (ours)" if self.seeds == "ours" else "1234, 2345, ..., 9999 (ICASSP'25 code)",
         }
 

@@ -26,11 +26,11 @@ from vssl.data.formats import read_items
 from vssl.data.items import AVItem
 from vssl.errors import ConfigError, VsslError
 from vssl.evaluation import report as R
-from vssl.evaluation.maps import REFERENCE_SEEDS, EvalMaps, NegativeAudio, compute_maps, offscreen_rule
+from vssl.evaluation.maps import REFERENCE_SEEDS, EvalMaps, NegativeAudio, compute_maps
 from vssl.evaluation.ogl_maps import object_maps, with_ogl
 from vssl.evaluation.protocol import calibrate_from, full_result, protocol_of
 from vssl.evaluation.scoring import ScoreConfig
-from vssl.evaluation.thresholds import published_thresholds
+from vssl.evaluation.thresholds import PUBLISHED_PREFIX, published_thresholds
 from vssl.models.localizer import AVLocalizer
 from vssl.models.release import load_model, read_release_config, update_release_config
 
@@ -155,7 +155,7 @@ def thresholds_of(
     rule = cfg.score.rule
     if cfg.threshold:
         scale, values = published_thresholds(cfg.threshold)
-        name = cfg.threshold.removeprefix("published:")
+        name = cfg.threshold.removeprefix(PUBLISHED_PREFIX)
         statement = f"{rule} published for {name} (ICASSP'25 code, hard-coded; {scale} scale)"
         return values, {"source": "published", "model": name, "scale": scale, "statement": statement}
     if cal_run is not None and cal_items is not None:
@@ -179,8 +179,8 @@ def thresholds_of(
     return thresholds, provenance
 
 
-def protocol_statement(cfg: EvalConfig, provenance: dict[str, Any], run: EvalMaps) -> dict[str, Any]:
-    """Every protocol choice of this evaluation, for the report."""
+def protocol_statement(cfg: EvalConfig, provenance: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """Every protocol choice of this evaluation (``result``: its `full_result`), for the report."""
     negatives = cfg.negatives.describe()
     return {
         "protocol": "ICASSP'25 code (vssl eval --protocol icassp25)" if cfg.protocol == "icassp25" else "vssl",
@@ -188,9 +188,9 @@ def protocol_statement(cfg: EvalConfig, provenance: dict[str, Any], run: EvalMap
         "threshold": f"universal {provenance['statement']}",
         "negative_silence": negatives["silence"],
         "negative_noise": negatives["noise"],
-        "negative_seeds": f"{negatives['seeds']}: {list(run.seeds)}",
+        "negative_seeds": f"{negatives['seeds']}: {result['negative_seeds']}",
         "negative_repeats": str(cfg.repeats),
-        "offscreen": offscreen_rule(run.items),
+        "offscreen": result["offscreen_rule"],
         "ogl": f"{cfg.ogl_method} rule, prior from {cfg.ogl}" if cfg.ogl else "no (give --ogl imagenet|FILE)",
     }
 
@@ -245,7 +245,7 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
         "split": cfg.split,
         "result": result,
         "items": {cfg.split: item_accounting(items)},
-        "protocol": protocol_statement(cfg, provenance, run),
+        "protocol": protocol_statement(cfg, provenance, result),
         "thresholds": provenance,
         "config": to_dict(cfg),
         "timing": {"seconds": seconds, "images_per_s": len(items) / seconds},

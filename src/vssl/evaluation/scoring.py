@@ -146,8 +146,10 @@ def pooled_maxima(negatives: dict[str, torch.Tensor], cfg: ScoreConfig) -> torch
     """`negative_maxima` pooled as ``cfg.negative_pool`` says: ``equal`` repeats each type's maxima to a common
     count (the least common multiple of the counts), so every type weighs alike in mean and quantile."""
     per_type = [negative_maxima({name: maps}, cfg) for name, maps in negatives.items() if len(maps)]
+    if not per_type:
+        return negative_maxima(negatives, cfg)  # no map at all: its error, or an empty pool
     if cfg.negative_pool == "maps" or len(per_type) < 2:
-        return negative_maxima(negatives, cfg)
+        return torch.cat(per_type)
     common = math.lcm(*(len(m) for m in per_type))
     if common > MAX_POOLED:
         raise VsslError(
