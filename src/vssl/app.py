@@ -24,12 +24,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from vssl.errors import VsslError
+from vssl.errors import ConfigError, VsslError
+from vssl.inference.config import LocalizerConfig
 from vssl.inference.inputs import noise_clip, silence_clip
 from vssl.inference.localizer import Localizer
 from vssl.inference.render import render_overlay
@@ -54,6 +56,10 @@ MAX_QUEUE = 16
 """Requests that may wait for their turn; more are refused ("queue full") rather than piling up."""
 KEEP_FILES = (600, 3600)
 """Every 600 s, Gradio deletes the uploads and results older than 3600 s (and all of them at shutdown)."""
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""Addresses only this machine reaches; the app binds the first unless told otherwise."""
+DEFAULT_PORT = 7860
+"""Gradio's usual port."""
 
 logger = logging.getLogger(__name__)
 
@@ -229,16 +235,35 @@ def build_app(localizer: Localizer, name: str = "vssl", limits: UploadLimits = D
     return app
 
 
+@dataclass(frozen=True)
+class ServeConfig(LocalizerConfig):
+    """``vssl serve``: the localizer, where the app listens, and what uploads it accepts."""
+
+    host: str = LOCAL_HOSTS[0]
+    """address to bind; 127.0.0.1: this machine only (the app has no authentication), 0.0.0.0: every interface"""
+    port: int = DEFAULT_PORT
+    """TCP port to listen on"""
+    limits: UploadLimits = field(default_factory=UploadLimits)
+    """largest upload, audio and video lengths, frame size (--max-upload-mb, --max-audio-seconds, ...)"""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.host.strip():
+            raise ConfigError("host must not be empty (127.0.0.1: this machine only)")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"port must be in 1..65535, got {self.port}")
+
+
 def serve(
     localizer: Localizer,
-    host: str = "127.0.0.1",
-    port: int = 7860,
+    host: str = LOCAL_HOSTS[0],
+    port: int = DEFAULT_PORT,
     name: str = "vssl",
     block: bool = True,
     limits: UploadLimits = DEFAULT_LIMITS,
 ):
     """Launch the app on ``host:port``; with ``block=False`` return ``(app, url)`` while it runs in a thread."""
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOCAL_HOSTS:
         logger.warning("serving on %s: other machines can reach the app, which has no authentication", host)
     app = build_app(localizer, name, limits).queue(max_size=MAX_QUEUE, default_concurrency_limit=1)
     _, url, _ = app.launch(

@@ -10,19 +10,20 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from vssl.app import ServeConfig
 from vssl.config import apply_overrides, config_help, dump_yaml, field_docs, from_dict, load_yaml, to_dict
 from vssl.data.cache import AUDIO_FORMATS, CacheConfig
 from vssl.data.prepare import PrepareConfig
 from vssl.data.synth import SynthConfig
-from vssl.demo import DemoConfig, demo_config
-from vssl.errors import VsslError
+from vssl.demo import DEMO_OUT, DemoConfig, demo_config
+from vssl.errors import ConfigError, VsslError
 from vssl.evaluation.maps import NOISE_KINDS, SEED_SCHEMES
 from vssl.evaluation.run import PROTOCOLS, EvalConfig
 from vssl.evaluation.scoring import MAP_SCALES, NEGATIVE_POOLS, ScoreConfig
 from vssl.evaluation.thresholds import THRESHOLD_NAMES
-from vssl.inference.uploads import UploadLimits
-from vssl.inference.video import ANALYSED_FPS
-from vssl.models.convert import FORMATS
+from vssl.export import EXPORT_FORMATS, ExportConfig
+from vssl.inference.config import LocalizeConfig, LocalizerConfig
+from vssl.models.convert import FORMATS, ConvertConfig
 from vssl.models.ogl import MIX_RULES
 from vssl.train.config import TrainConfig
 
@@ -132,22 +133,25 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from vssl.models.convert import convert
 
-    folder = convert(args.checkpoint, args.format, args.out)
+    cfg = apply_overrides(ConvertConfig(format=args.format, checkpoint=args.checkpoint), args.overrides)
+    if _printed(args, cfg):
+        return 0
+    folder = convert(cfg.checkpoint, cfg.format, args.out)
     print(f"model written to {folder} (load it with vssl.load_model or --model {folder})")
     return 0
 
 
-def _localizer(args: argparse.Namespace):
-    """The `Localizer` of ``--model`` with ``--rule`` / ``--threshold``; says so when it cannot decide."""
-    import warnings
+def _localizer_keys(args: argparse.Namespace) -> dict[str, object]:
+    """The `LocalizerConfig` keys given by --model, --rule, --threshold, --threshold-scale and --device."""
+    keys = ("model", "rule", "threshold", "threshold_scale", "device")
+    return {key: getattr(args, key) for key in keys}
 
-    from vssl.inference import UncalibratedModelWarning, load_localizer
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UncalibratedModelWarning)
-        loc = load_localizer(args.model, args.device, args.rule, args.threshold, args.threshold_scale)
+def _localizer(cfg: LocalizerConfig):
+    """The `Localizer` of ``cfg``; says so when it cannot decide."""
+    loc = cfg.load()
     if loc.threshold is None:
-        log.warning("%s has no calibration (vssl eval --write-calibration): no abstain decision", args.model)
+        log.warning("%s has no calibration (vssl eval --write-calibration): no abstain decision", cfg.model)
     return loc
 
 
@@ -155,6 +159,10 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     from vssl.inference import noise_clip, silence_clip, write_json, write_overlay
     from vssl.inference.render import decision_text
 
+    cfg = LocalizeConfig(**_localizer_keys(args), fps=args.fps, timeout=args.timeout, seed=args.seed)
+    cfg = apply_overrides(cfg, args.overrides)
+    if _printed(args, cfg):
+        return 0
     if args.live is not None:
         from vssl.inference.live import run_live
 
@@ -163,23 +171,23 @@ def _cmd_localize(args: argparse.Namespace) -> int:
                 "localize --live: decisions go to stdout as JSON lines, with the stream's own sound; "
                 "--json, --audio, --silence and --noise do not apply"
             )
-        summary = run_live(_localizer(args), args.live, args.fps, args.out, args.timeout)
+        summary = run_live(_localizer(cfg), args.live, cfg.fps, args.out, cfg.timeout)
         return 130 if summary.interrupted else 0
     if not (args.out or args.json):
         raise VsslError("localize: give --out PNG (MP4 for a video) and/or --json FILE")
     if args.image is not None and args.audio is None and not (args.silence or args.noise):
         raise VsslError("localize: an image needs --audio FILE, --silence or --noise")
-    loc = _localizer(args)
+    loc = _localizer(cfg)
     negative = "silence" if args.silence else "noise" if args.noise else None
     if args.video:
         from vssl.inference.video import localize_video
 
         timeline = localize_video(
-            loc, args.video, args.out, args.audio, negative, args.fps, progress=not args.no_progress
+            loc, args.video, args.out, args.audio, negative, cfg.fps, progress=not args.no_progress
         )
         abstained = sum(bool(f["abstain"]) for f in timeline.frames)
         print(
-            f"{len(timeline.times)} frames at {args.fps:g} fps ({timeline.image_encodes} image encodings): "
+            f"{len(timeline.times)} frames at {cfg.fps:g} fps ({timeline.image_encodes} image encodings): "
             f"{abstained} without a visible source"
         )
         if args.out:
@@ -187,7 +195,7 @@ def _cmd_localize(args: argparse.Namespace) -> int:
         if args.json:
             print(f"timeline written to {timeline.write_json(args.json)}")
         return 0
-    clip = {"silence": silence_clip(loc.cfg.audio), "noise": noise_clip(loc.cfg.audio, args.seed)}.get(negative)
+    clip = {"silence": silence_clip(loc.cfg.audio), "noise": noise_clip(loc.cfg.audio, cfg.seed)}.get(negative)
     audio_name = negative or Path(args.audio).name
     result = loc.localize(args.image, clip if clip is not None else args.audio)
     h, w = result.cosine_map.shape
@@ -206,21 +214,42 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from vssl.inference.hub import resolve_model_path
     from vssl.models.release import load_model
 
-    folder = resolve_model_path(args.model)
+    cfg = ExportConfig(model=args.model, format=args.format, parts=args.parts, check=not args.no_check)
+    cfg = apply_overrides(cfg, args.overrides)
+    if _printed(args, cfg):
+        return 0
+    folder = resolve_model_path(cfg.model)
     calibration = read_calibration(folder) if Path(folder).is_dir() else None
     model = load_model(folder)
     meta = {"calibration": None if calibration is None else to_dict(calibration)}
-    for path in export_onnx(model, args.out, parts=args.parts, metadata=meta):
-        check = "" if args.no_check else f" (onnxruntime vs PyTorch: max |diff| {onnx_parity(model, path):.2e})"
+    for path in export_onnx(model, args.out, parts=cfg.parts, metadata=meta):
+        check = f" (onnxruntime vs PyTorch: max |diff| {onnx_parity(model, path):.2e})" if cfg.check else ""
         print(f"written {path}{check}")
     return 0
+
+
+def _upload_bytes(megabytes: float) -> int:
+    """``--max-upload-mb`` in bytes (``limits.max_bytes``)."""
+    size = megabytes * 1e6
+    if not math.isfinite(size):
+        raise ConfigError(f"--max-upload-mb {megabytes:g} is too large")
+    return round(size)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from vssl.app import serve
 
-    limits = UploadLimits(round(args.max_upload_mb * 1e6), args.max_audio_seconds, args.max_video_seconds)
-    serve(_localizer(args), host=args.host, port=args.port, name=args.model, limits=limits)
+    limits = replace(
+        SERVE.limits,
+        max_bytes=_upload_bytes(args.max_upload_mb),
+        max_audio_seconds=args.max_audio_seconds,
+        max_video_seconds=args.max_video_seconds,
+    )
+    cfg = ServeConfig(**_localizer_keys(args), host=args.host, port=args.port, limits=limits)
+    cfg = apply_overrides(cfg, args.overrides)
+    if _printed(args, cfg):
+        return 0
+    serve(_localizer(cfg), host=cfg.host, port=cfg.port, name=cfg.model, limits=cfg.limits)
     return 0
 
 
@@ -288,21 +317,27 @@ def _add_scale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rule", default=SCORE.rule, choices=THRESHOLD_NAMES, help=SCORE_DOCS["rule"])
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model folder (vssl train / convert / demo) or hf-hub:ORG/NAME")
-    p.add_argument("--rule", default=SCORE.rule, choices=THRESHOLD_NAMES, help="calibrated threshold used")
-    p.add_argument("--threshold", type=finite_float, help="threshold to use instead of the model's calibration")
+def _add_localizer_options(p: argparse.ArgumentParser) -> None:
+    """--model, --rule, --threshold, --threshold-scale, --device: the `LocalizerConfig` of localize and serve."""
+    p.add_argument("--model", required=True, help=LOCALIZER_DOCS["model"])
+    p.add_argument("--rule", default=LOCALIZER.rule, choices=THRESHOLD_NAMES, help=LOCALIZER_DOCS["rule"])
+    p.add_argument("--threshold", type=finite_float, help=LOCALIZER_DOCS["threshold"])
     p.add_argument(
         "--threshold-scale",
-        default=SCORE.threshold_scale,
+        default=LOCALIZER.threshold_scale,
         choices=MAP_SCALES,
-        help="scale of --threshold (unit: (cos+1)/2)",
+        help=LOCALIZER_DOCS["threshold_scale"],
     )
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default=LOCALIZER.device, help=LOCALIZER_DOCS["device"])
 
 
 SCORE, SCORE_DOCS = ScoreConfig(), field_docs(ScoreConfig)
 EVAL, EVAL_DOCS = EvalConfig(), field_docs(EvalConfig)
+LOCALIZER, LOCALIZER_DOCS = LocalizerConfig(), field_docs(LocalizerConfig)
+LOCALIZE, LOCALIZE_DOCS = LocalizeConfig(), field_docs(LocalizeConfig)
+SERVE, SERVE_DOCS = ServeConfig(), field_docs(ServeConfig)
+EXPORT, EXPORT_DOCS = ExportConfig(), field_docs(ExportConfig)
+CONVERT_DOCS = field_docs(ConvertConfig)  # no default instance: the format must be given
 
 
 def _config_command(sub, name: str, cls: type, defaults: object = None, **kwargs) -> argparse.ArgumentParser:
@@ -328,13 +363,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    demo_defaults = demo_config()
     demo = _config_command(
-        sub, "demo", DemoConfig, demo_config(), help="train baseline and SSL-SaN on the synthetic benchmark and compare"
+        sub, "demo", DemoConfig, demo_defaults, help="train baseline and SSL-SaN on the synthetic benchmark and compare"
     )
-    demo.add_argument("--out", default="vssl-demo", help="output folder (default: ./vssl-demo)")
+    demo.add_argument("--out", default=DEMO_OUT, help="output folder (default: ./%(default)s)")
     demo.add_argument("--quick", action="store_true", help="smaller benchmark and budget (about 2½ minutes on 2 cores)")
-    demo.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the benchmark, training and negatives")
+    demo.add_argument("--device", default=demo_defaults.train.device, help="torch device: cpu, cuda, cuda:1, ...")
+    demo.add_argument(
+        "--seed", type=int, default=demo_defaults.train.seed, help="seed of the benchmark, training and negatives"
+    )
     demo.add_argument(
         "--methods",
         help="also compare these methods, each with and without SSL-SaN negatives, e.g. ezvsl,slavc,fnac,lvs",
@@ -391,13 +429,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(prep)
     prep.set_defaults(func=_cmd_prepare)
 
-    conv = sub.add_parser("convert", help="import an official checkpoint (EZ-VSL, FNAC, ...) as a vssl model folder")
-    conv.add_argument("--format", required=True, choices=list(FORMATS), help="the method that wrote the checkpoint")
-    conv.add_argument("checkpoint", help="official checkpoint file (.pth), read with torch.load(weights_only=True)")
+    conv = _config_command(
+        sub, "convert", ConvertConfig, help="import an official checkpoint (EZ-VSL, FNAC, ...) as a vssl model folder"
+    )
+    conv.add_argument("--format", required=True, choices=list(FORMATS), help=CONVERT_DOCS["format"])
+    conv.add_argument("checkpoint", help=CONVERT_DOCS["checkpoint"])
     conv.add_argument("--out", required=True, help="model folder to write (config.json + model.safetensors)")
+    _add_overrides(conv)
     conv.set_defaults(func=_cmd_convert)
 
-    loc = sub.add_parser("localize", help="where the sound is in an image or a video, or that nothing visible sounds")
+    loc = _config_command(
+        sub,
+        "localize",
+        LocalizeConfig,
+        help="where the sound is in an image or a video, or that nothing visible sounds",
+    )
     what = loc.add_mutually_exclusive_group(required=True)
     what.add_argument("--image", help="image file (the frame)")
     what.add_argument("--video", help="video file: analysed at --fps; its own audio unless --audio/--silence/--noise")
@@ -413,35 +459,45 @@ def build_parser() -> argparse.ArgumentParser:
     sound.add_argument("--noise", action="store_true", help="localize white noise (negative audio, seeded)")
     loc.add_argument("--out", help="overlay to write: PNG for an image, MP4 (with the audio) for a video or --live")
     loc.add_argument("--json", help="JSON to write: the map and decision (image) or a per-frame timeline (video)")
-    loc.add_argument("--fps", type=finite_float, default=ANALYSED_FPS, help="video, live: frames analysed a second")
-    loc.add_argument(
-        "--timeout", type=finite_float, default=10.0, help="live: seconds to wait for data or a new frame (default 10)"
-    )
-    loc.add_argument("--seed", type=int, default=0, help="seed of --noise")
-    _add_model_options(loc)
+    loc.add_argument("--fps", type=finite_float, default=LOCALIZE.fps, help=LOCALIZE_DOCS["fps"])
+    loc.add_argument("--timeout", type=finite_float, default=LOCALIZE.timeout, help=LOCALIZE_DOCS["timeout"])
+    loc.add_argument("--seed", type=int, default=LOCALIZE.seed, help=LOCALIZE_DOCS["seed"])
+    _add_localizer_options(loc)
     loc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_overrides(loc)
     loc.set_defaults(func=_cmd_localize)
 
-    exp = sub.add_parser("export", help="export a model to ONNX (image + waveform -> features, embedding, map)")
-    exp.add_argument("format", choices=["onnx"], help="export format")
-    exp.add_argument("--model", required=True, help="model folder or hf-hub:ORG/NAME")
+    exp = _config_command(
+        sub, "export", ExportConfig, help="export a model to ONNX (image + waveform -> features, embedding, map)"
+    )
+    exp.add_argument("format", choices=EXPORT_FORMATS, help=EXPORT_DOCS["format"])
+    exp.add_argument("--model", required=True, help=EXPORT_DOCS["model"])
     exp.add_argument("--out", required=True, help="ONNX file to write, e.g. model.onnx")
-    exp.add_argument("--parts", action="store_true", help="also write OUT.image.onnx and OUT.audio.onnx encoders")
-    exp.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch comparison")
+    exp.add_argument("--parts", action="store_true", default=EXPORT.parts, help=EXPORT_DOCS["parts"])
+    exp.add_argument("--no-check", action="store_true", help="check=false: skip the onnxruntime vs PyTorch comparison")
+    _add_overrides(exp)
     exp.set_defaults(func=_cmd_export)
 
-    srv = sub.add_parser("serve", help="web app: upload image + audio or a video, see where the sound is (gradio)")
-    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    srv.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    limits, limit_docs = UploadLimits(), field_docs(UploadLimits)
-    srv.add_argument("--max-upload-mb", type=finite_float, default=limits.max_bytes / 1e6, help="largest upload in MB")
+    srv = _config_command(
+        sub, "serve", ServeConfig, help="web app: upload image + audio or a video, see where the sound is (gradio)"
+    )
+    srv.add_argument("--host", default=SERVE.host, help=SERVE_DOCS["host"])
+    srv.add_argument("--port", type=int, default=SERVE.port, help=SERVE_DOCS["port"])
+    limits, limit_docs = SERVE.limits, field_docs(type(SERVE.limits))
+    srv.add_argument(
+        "--max-upload-mb",
+        type=finite_float,
+        default=limits.max_bytes / 1e6,
+        help="largest upload in MB (the key limits.max_bytes holds it in bytes)",
+    )
     srv.add_argument(
         "--max-audio-seconds", type=finite_float, default=limits.max_audio_seconds, help=limit_docs["max_audio_seconds"]
     )
     srv.add_argument(
         "--max-video-seconds", type=finite_float, default=limits.max_video_seconds, help=limit_docs["max_video_seconds"]
     )
-    _add_model_options(srv)
+    _add_localizer_options(srv)
+    _add_overrides(srv)
     srv.set_defaults(func=_cmd_serve)
 
     sc = _config_command(

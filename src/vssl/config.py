@@ -67,7 +67,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}") from None
     if annotation is str:
-        return str(value)
+        return "" if value is None else str(value)  # ``key=`` (YAML null) is the empty string, not "None"
     return value
 
 

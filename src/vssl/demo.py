@@ -37,6 +37,9 @@ from vssl.train.pretrain import PretrainConfig, pretrain_image_trunk
 
 log = logging.getLogger(__name__)
 
+DEMO_OUT = "vssl-demo"
+"""The folder ``vssl demo`` writes when not told otherwise (relative to the working directory)."""
+
 
 @dataclass(frozen=True)
 class DemoConfig:

@@ -23,6 +23,7 @@ import importlib
 import json
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,33 @@ from torch import nn
 from vssl.atomic import atomic_path
 from vssl.audio import AudioConfig, _mel_filterbank, _tukey
 from vssl.config import to_dict
-from vssl.errors import VsslError
+from vssl.errors import ConfigError, VsslError
 from vssl.maps import paired_maps
 from vssl.models.localizer import AVLocalizer
 
 OPSET = 18
+EXPORT_FORMATS = ("onnx",)
+"""What ``vssl export FORMAT`` writes."""
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """``vssl export``: which model, to what, and whether the export is checked."""
+
+    model: str = ""
+    """model folder (vssl train / convert / demo) or hf-hub:ORG/NAME[/SUBFOLDER][@REVISION]; its calibration goes
+    into the graph's metadata"""
+    format: str = EXPORT_FORMATS[0]
+    """export format: onnx (one graph, dynamic batch; also the positional FORMAT)"""
+    parts: bool = False
+    """also write OUT.image.onnx and OUT.audio.onnx: each encoder alone, to encode a frame once for many audio
+    windows"""
+    check: bool = True
+    """compare onnxruntime's outputs with PyTorch's on random inputs and print the largest difference"""
+
+    def __post_init__(self) -> None:
+        if self.format not in EXPORT_FORMATS:
+            raise ConfigError(f"format {self.format!r} unknown; choose one of {list(EXPORT_FORMATS)}")
 
 
 def _dft_basis(window: torch.Tensor, bins: int) -> torch.Tensor:

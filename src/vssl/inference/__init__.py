@@ -4,11 +4,13 @@ Modules: `inputs` (paths, PIL, arrays, tensors -> frames and waveforms), `calibr
 a model), `localizer` (`Localizer`, `load_localizer`), `result` (`Localization`), `render` (overlays on the
 absolute scale), `video` and `video_writer` (timelines and overlay MP4s), `hub` (``hf-hub:`` model names),
 `uploads` (what the web app accepts: files checked by decoding, size and duration limits), `live` (decisions on a
-live stream as they happen; its sources in `live_source`, its decoding thread in `live_reader`).
+live stream as they happen; its sources in `live_source`, its decoding thread in `live_reader`), `config` (the
+configs of ``vssl localize`` and ``vssl serve``'s model: `LocalizeConfig`, `LocalizerConfig`).
 Inference imports no training code.
 """
 
 from vssl.inference.calibration import Calibration, Threshold, UncalibratedModelWarning, read_calibration
+from vssl.inference.config import LocalizeConfig, LocalizerConfig
 from vssl.inference.hub import load_model
 from vssl.inference.inputs import noise_clip, silence_clip
 from vssl.inference.live import LiveDecision, LiveStream, live_decisions
@@ -23,7 +25,9 @@ __all__ = [
     "LiveDecision",
     "LiveStream",
     "Localization",
+    "LocalizeConfig",
     "Localizer",
+    "LocalizerConfig",
     "Threshold",
     "UncalibratedModelWarning",
     "live_decisions",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from vssl.errors import VsslError
+from vssl.errors import ConfigError, VsslError
 from vssl.models.localizer import AVLocalizer
 from vssl.models.release import load_model as load_release
 
@@ -30,6 +30,8 @@ def parse_hub_name(name: str) -> tuple[str, str, str | None]:
 
 def resolve_model_path(name_or_path: str | Path) -> str | Path:
     """A local path (or size name) unchanged; ``hf-hub:...`` downloaded, returning the local release folder."""
+    if isinstance(name_or_path, str) and not name_or_path.strip():
+        raise ConfigError("model is empty: give a model folder, hf-hub:ORG/NAME or a size name")
     if not (isinstance(name_or_path, str) and name_or_path.startswith(HUB_PREFIX)):
         return name_or_path
     repo_id, sub, revision = parse_hub_name(name_or_path)

@@ -59,6 +59,9 @@ CATCH_UP_S = 0.05
 """A pause this long in the frames' arrival ends the backlog at the start (see `LiveStream._live_edge`)."""
 GRID_TOLERANCE_S = 1e-3
 """A frame this close before a grid point counts as on it (timestamps are rounded to the stream's time base)."""
+STALL_TIMEOUT = 10.0
+"""Seconds to wait for a stream's first data, each network read and each new frame before the stream counts as
+ended (``vssl localize --live --timeout``)."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ class LiveStream:
         localizer: Localizer,
         source: str,
         fps: float = ANALYSED_FPS,
-        timeout: float = 10.0,
+        timeout: float = STALL_TIMEOUT,
         audio_wait: float = 0.5,
     ):
         if not fps > 0:
@@ -252,7 +255,11 @@ class LiveStream:
 
 
 def live_decisions(
-    localizer: Localizer, source: str, fps: float = ANALYSED_FPS, timeout: float = 10.0, audio_wait: float = 0.5
+    localizer: Localizer,
+    source: str,
+    fps: float = ANALYSED_FPS,
+    timeout: float = STALL_TIMEOUT,
+    audio_wait: float = 0.5,
 ) -> Iterator[LiveDecision]:
     """`LiveDecision`s on ``source`` at ``fps``, as they happen, until the stream ends or stalls ``timeout`` s
     (see `LiveStream`); the source is closed when the iteration stops."""
@@ -304,7 +311,7 @@ def run_live(
     source: str,
     fps: float = ANALYSED_FPS,
     out: str | Path | None = None,
-    timeout: float = 10.0,
+    timeout: float = STALL_TIMEOUT,
     lines: TextIO | None = None,
 ) -> LiveSummary:
     """``vssl localize --live``: one JSON object per decision on ``lines`` (default stdout), flushed at once; with

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from vssl.audio import AudioConfig
-from vssl.errors import VsslError
+from vssl.errors import ConfigError, VsslError
 from vssl.models.checkpoint_formats import (
     LVS_RENAMED,
     LVS_UNUSED,
@@ -119,6 +119,23 @@ def checkpoint_formats() -> dict[str, CheckpointFormat]:
 
 FORMATS = checkpoint_formats()
 """`checkpoint_formats` of the methods registered in vssl (the CLI's ``--format`` choices)."""
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """``vssl convert``: which official checkpoint, of which format."""
+
+    format: str = ""
+    """the method (and release) that wrote the checkpoint: one of the --format choices, e.g. ezvsl, fnac, slavc, lvs"""
+    checkpoint: str = ""
+    """official checkpoint file (.pth), read with torch.load(weights_only=True): it cannot run code"""
+
+    def __post_init__(self) -> None:
+        known = checkpoint_formats()  # read now: a method registered at run time brings its formats
+        if self.format not in known:
+            raise ConfigError(f"format {self.format!r} unknown; choose one of {list(known)}")
+        if not self.checkpoint:
+            raise ConfigError("checkpoint must name the official checkpoint file")
 
 
 def checkpoint_format(name: str) -> CheckpointFormat:
