@@ -31,39 +31,6 @@ def localizer(calibrated_release):
     return load_localizer(calibrated_release)
 
 
-@pytest.fixture(scope="session")
-def demo_sslsan(tmp_path_factory) -> tuple[Path, Path]:
-    """(SSL-SaN model folder, synthetic benchmark root): of the ``vssl demo`` output named by ``VSSL_DEMO_DIR``,
-    else trained here with the demo's own functions (its benchmark, pretrained image trunk, training config and
-    calibration; a few test items suffice), about five minutes on 2 CPU cores, once per session (the half-silent
-    video test and the live test share it). The quick demo's model is too weak on the benchmark of faint sources:
-    it also abstains inside the sounding part of such a video."""
-    existing = os.environ.get("VSSL_DEMO_DIR")
-    if existing:
-        return Path(existing) / "models" / "sslsan", Path(existing) / "data"
-    from dataclasses import replace
-
-    from vssl import load_model, save_release
-    from vssl.data.formats import read_items
-    from vssl.data.synth import generate
-    from vssl.demo import arm_config, demo_config, image_start
-    from vssl.evaluation.maps import compute_maps
-    from vssl.evaluation.protocol import PROTOCOL, calibrate_from
-    from vssl.train.loop import train
-
-    root = tmp_path_factory.mktemp("demo")
-    cfg = demo_config()
-    data = generate(replace(cfg.synth, n_test=8), root / "data", progress=False)
-    objective, size = cfg.methods()["sslsan"]
-    tcfg = arm_config(cfg, objective, size, f"synth:{data}", image_start(cfg, size, root, False), False)
-    model = load_model(train(tcfg, root / "run"))
-    items = read_items(f"synth:{data}", "calibration")
-    thresholds = calibrate_from(compute_maps(model, items, progress=False, repeats=cfg.eval_repeats))
-    calibration = {"thresholds": thresholds, "map_scale": PROTOCOL["map_scale"]}
-    folder = save_release(model, root / "sslsan", extra={"calibration": calibration})
-    return folder, data
-
-
 @pytest.fixture(scope="module")
 def pair(fixtures_dir: Path) -> tuple[Path, Path]:
     """(image, audio) of `PAIR`."""
