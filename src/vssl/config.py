@@ -51,24 +51,35 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         args = typing.get_args(annotation)
         inner = args[0] if args else Any
         return tuple(_coerce(v, inner, where) for v in items)
-    if annotation is bool:
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    scalar = _SCALARS.get(annotation)
+    return value if scalar is None else scalar(value, annotation, where)
+
+
+def _to_bool(value: Any, _: type, where: str) -> bool:
+    if not isinstance(value, str):
         return bool(value)
-    if annotation in (int, float):
-        try:
-            if annotation is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return annotation(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}") from None
-    if annotation is str:
-        return "" if value is None else str(value)  # ``key=`` (YAML null) is the empty string, not "None"
-    return value
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{where}: expected true/false, got {value!r}")
+
+
+def _to_number(value: Any, kind: type, where: str) -> int | float:
+    try:
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+
+
+def _to_str(value: Any, _: type, where: str) -> str:
+    return "" if value is None else str(value)  # ``key=`` (YAML null) is the empty string, not "None"
+
+
+_SCALARS = {bool: _to_bool, int: _to_number, float: _to_number, str: _to_str}
+"""How a YAML/CLI value becomes a scalar field's type."""
 
 
 def _parse_scalar(text: str) -> Any:

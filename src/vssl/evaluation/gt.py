@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -155,6 +156,19 @@ def from_items(items: Sequence[AVItem], size: int = EVAL_SIZE) -> GroundTruth:
     )
 
 
+def _entry_boxes(boxes: Any, where: str, issues: list[str]) -> list[tuple[int, ...]]:
+    """The pixel boxes of one GT.json entry; what `check_box` finds odd is added to ``issues``."""
+    if not isinstance(boxes, list):
+        raise GroundTruthError(f"{where}: 'boxes' must be a list of [x0, y0, x1, y1]")
+    sample = []
+    for box in boxes:
+        if not isinstance(box, list):
+            raise GroundTruthError(f"{where}: box {box!r} is not a list [x0, y0, x1, y1]")
+        issues += check_box(box, where)
+        sample.append(tuple(int(v) for v in box))
+    return sample
+
+
 def load_gt_json(path: str | Path) -> GroundTruth:
     """Read a GT.json: a list of ``{"boxes": [[x0,y0,x1,y1], ...], "gt_style": "vggss"|"flickr"}`` in
     pixels of a 224x224 frame (empty list = no visible source) or ``{"mask": "path.png"}`` (relative
@@ -183,15 +197,7 @@ def load_gt_json(path: str | Path) -> GroundTruth:
             masks.append(path.parent / entry["mask"])
             boxes.append([])
         elif "boxes" in entry:
-            if not isinstance(entry["boxes"], list):
-                raise GroundTruthError(f"{where}: 'boxes' must be a list of [x0, y0, x1, y1]")
-            sample = []
-            for box in entry["boxes"]:
-                if not isinstance(box, list):
-                    raise GroundTruthError(f"{where}: box {box!r} is not a list [x0, y0, x1, y1]")
-                issues += check_box(box, where)
-                sample.append(tuple(int(v) for v in box))
-            boxes.append(sample)
+            boxes.append(_entry_boxes(entry["boxes"], where, issues))
             masks.append(None)
         else:
             raise GroundTruthError(f"{where}: needs 'boxes' (possibly empty) or 'mask'")

@@ -82,6 +82,33 @@ def write_json(result: Localization, path: str | Path) -> Path:
     return write_text_atomic(path, json.dumps(result.to_json(), indent=2) + "\n")
 
 
+def _run_groups(rows: list[int], starts: list[int], stops: list[int]) -> list[int]:
+    """The group of each run of True cells (row, [start, stop)), runs in row-major order: runs of adjacent rows that
+    touch, corners included, share a group (union-find, one sweep over each pair of adjacent rows)."""
+    parent = list(range(len(rows)))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = k = parent[parent[k]]
+        return k
+
+    first = {}  # row -> index of its first run
+    for k in range(len(rows) - 1, -1, -1):
+        first[rows[k]] = k
+    for r in sorted(first):
+        if r - 1 not in first:
+            continue
+        i, j = first[r], first[r - 1]
+        while i < len(rows) and rows[i] == r and j < len(rows) and rows[j] == r - 1:
+            if starts[i] <= stops[j] and starts[j] <= stops[i]:  # the runs touch, diagonally included
+                parent[root(i)] = root(j)
+            if stops[i] < stops[j]:
+                i += 1
+            else:
+                j += 1
+    return [root(k) for k in range(len(rows))]
+
+
 def _block_component(blocks: np.ndarray, row: int, col: int) -> np.ndarray:
     """The 8-connected part of the bool grid ``blocks [s, s]`` that holds cell (row, col); empty when that cell is
     False. The runs of True cells along each row are joined (union-find) to the runs of the row above that touch
@@ -93,33 +120,10 @@ def _block_component(blocks: np.ndarray, row: int, col: int) -> np.ndarray:
     padded = np.pad(blocks, ((0, 0), (1, 1)))
     run_rows, edges = np.nonzero(padded[:, 1:] != padded[:, :-1])  # per row: start, stop, start, stop, ...
     rows, starts, stops = run_rows[::2].tolist(), edges[::2].tolist(), edges[1::2].tolist()  # [start, stop) each
-    parent = list(range(len(rows)))
-
-    def root(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = k = parent[parent[k]]
-        return k
-
-    first = {}  # row -> index of its first run
-    for k in range(len(rows) - 1, -1, -1):
-        first[rows[k]] = k
-    for r in range(1, blocks.shape[0]):
-        if r not in first or r - 1 not in first:
-            continue
-        i, j = first[r], first[r - 1]
-        while i < len(rows) and rows[i] == r and j < len(rows) and rows[j] == r - 1:
-            if starts[i] <= stops[j] and starts[j] <= stops[i]:  # the runs touch, diagonally included
-                parent[root(i)] = root(j)
-            if stops[i] < stops[j]:
-                i += 1
-            else:
-                j += 1
-    k = first[row]
-    while not starts[k] <= col < stops[k]:
-        k += 1
-    seed = root(k)
+    groups = _run_groups(rows, starts, stops)
+    seed = next(groups[k] for k in range(len(rows)) if rows[k] == row and starts[k] <= col < stops[k])
     for k in range(len(rows)):
-        if root(k) == seed:
+        if groups[k] == seed:
             out[rows[k], starts[k] : stops[k]] = True
     return out
 
