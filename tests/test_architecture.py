@@ -9,7 +9,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "vssl"
 
 LAYERS = (
     ("errors",),
-    ("atomic", "config"),
+    ("atomic", "config", "devices"),
     ("audio", "vision", "maps", "negatives"),  # the front ends and the map layer
     ("data",),
     ("models",),

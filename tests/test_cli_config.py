@@ -157,14 +157,39 @@ def test_bad_inference_values_name_their_key(command, args, override, key, caplo
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_a_missing_device_is_one_line_naming_it(caplog, capsys, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "args, prefix",
+    [
+        (["localize", "--model", "test", "--image", "i.jpg", "--silence", "--json", "x", "--device", "cuda"], ""),
+        (["eval", "--model", "test", "--data", "synth:d", "--out", "x", "device=cuda"], "eval: "),
+        (["train", "--out", "x", "data=synth:d", "model=test", "device=cuda"], "train: "),
+        (["demo", "--out", "x", "--device", "cuda"], "demo: "),
+    ],
+    ids=["localize", "eval", "train", "demo"],
+)
+def test_a_missing_device_is_one_line_naming_it(args, prefix, caplog, capsys, tmp_path, monkeypatch):
+    """Before anything is read, trained or written (the demo would otherwise pretrain for minutes first)."""
     monkeypatch.chdir(tmp_path)
-    args = ["localize", "--model", "test", "--image", "i.jpg", "--silence", "--json", "x", "--device", "cuda"]
     with caplog.at_level(logging.ERROR):
         assert main(args) == 2
     (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert line.startswith("device 'cuda' is not available here")
-    assert "Traceback" not in capsys.readouterr().err
+    assert line.startswith(f"{prefix}device 'cuda' is not available here")
+    assert "Traceback" not in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--out", "x", "data=synth:d", "device=gpu"],
+        ["eval", "--model", "test", "--data", "d", "--out", "x", "device=gpu"],
+    ],
+)
+def test_a_device_that_is_no_device_is_one_line_naming_it(args, caplog, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.ERROR):
+        assert main(args) == 2
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "device" in line and "'gpu'" in line and list(tmp_path.iterdir()) == []
 
 
 def test_a_bad_value_is_one_line_naming_the_key(caplog, tmp_path):

@@ -23,6 +23,7 @@ from vssl.atomic import write_text_atomic
 from vssl.config import to_dict
 from vssl.data.formats import read_items
 from vssl.data.synth import SynthConfig, generate
+from vssl.devices import require_device
 from vssl.errors import ConfigError
 from vssl.evaluation import report as R
 from vssl.evaluation.maps import compute_maps
@@ -119,6 +120,7 @@ def _train_method(cfg: TrainConfig, run_dir: Path) -> Path:
 def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
     """Run the whole demo into ``out``; returns the report written to ``out/report.json``."""
     out = Path(out)
+    require_device(cfg.train.device, "demo: device")  # before minutes of data and pretraining
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     data_root = generate(cfg.synth, out / "data", progress=progress)

@@ -24,6 +24,7 @@ from typing import Any
 from vssl.config import to_dict
 from vssl.data.formats import read_items
 from vssl.data.items import AVItem
+from vssl.devices import require_device
 from vssl.errors import ConfigError, VsslError
 from vssl.evaluation import report as R
 from vssl.evaluation.maps import REFERENCE_SEEDS, EvalMaps, NegativeAudio, compute_maps
@@ -213,6 +214,7 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
     """Evaluate, write the report folder, return the report dict."""
     out = Path(out)
     t0 = time.perf_counter()
+    require_device(cfg.device, "eval: device")
     model = load_model(cfg.model, device=cfg.device)
     cfg = resolve(cfg, model)
     if cfg.write_calibration and (cfg.threshold or not cfg.calibration_split):

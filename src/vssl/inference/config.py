@@ -14,8 +14,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
-import torch
-
+from vssl.devices import check_device, require_device
 from vssl.errors import ConfigError
 from vssl.evaluation.thresholds import THRESHOLD_NAMES
 from vssl.inference.calibration import DEFAULT_RULE, UncalibratedModelWarning
@@ -24,8 +23,6 @@ from vssl.inference.localizer import Localizer, load_localizer
 from vssl.inference.video import ANALYSED_FPS
 from vssl.maps import SCALE_NAMES, MapScale
 
-DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
-"""Kinds of torch device a model runs on (``cuda`` covers ROCm builds too)."""
 SEED_RANGE = (-(2**63), 2**64)
 """Seeds a torch generator takes (``manual_seed``): ``[low, high)``."""
 
@@ -61,23 +58,14 @@ class LocalizerConfig:
             raise ConfigError(f"threshold must be a finite number, got {self.threshold}")
         if self.threshold_scale not in SCALE_NAMES:
             raise ConfigError(f"threshold_scale {self.threshold_scale!r} unknown; choose one of {list(SCALE_NAMES)}")
-        try:
-            kind = torch.device(self.device).type
-        except (RuntimeError, ValueError, TypeError):
-            kind = None
-        if kind not in DEVICE_TYPES:
-            raise ConfigError(f"device {self.device!r} is not a device vssl runs on (cpu, cuda, cuda:1, mps, xpu)")
+        check_device(self.device)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
 
     def load(self) -> Localizer:
         """The `Localizer` this config names. An uncalibrated model (without ``threshold``) loads without a
         warning: its results carry ``abstain = None``; check ``localizer.threshold is None`` to say so."""
-        try:
-            torch.empty(0, device=self.device)  # a device this machine lacks fails here in one line, not in loading
-        except (RuntimeError, AssertionError) as exc:
-            reason = str(exc).strip().partition("\n")[0] or type(exc).__name__
-            raise ConfigError(f"device {self.device!r} is not available here: {reason}") from None
+        require_device(self.device)  # a device this machine lacks fails here in one line, not in loading
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UncalibratedModelWarning)
             return load_localizer(

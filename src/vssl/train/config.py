@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import torch
 
+from vssl.devices import check_device
 from vssl.errors import ConfigError
 from vssl.models.image_init import IMAGE_INITS
 from vssl.models.objectives import ObjectiveConfig
@@ -102,6 +103,14 @@ class TrainConfig:
                 raise ConfigError(f"train: {rule.problem(self)}")
 
 
+def _names_a_device(device: str) -> bool:
+    try:
+        check_device(device)
+    except ConfigError:
+        return False
+    return True
+
+
 class Rule(NamedTuple):
     """A check of `TrainConfig`: ``holds(cfg)``, else ``problem(cfg)`` (which names ``key``) is the error."""
 
@@ -112,6 +121,7 @@ class Rule(NamedTuple):
 
 RULES = (
     Rule("data", lambda c: bool(c.data), lambda c: "no data spec given (data=FORMAT:ROOT)"),
+    Rule("device", lambda c: _names_a_device(c.device), lambda c: f"device={c.device!r} is not a torch device"),
     Rule(
         "image_init",
         lambda c: c.image_init in IMAGE_INITS or Path(c.image_init).is_file(),

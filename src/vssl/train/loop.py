@@ -30,6 +30,7 @@ import torch
 
 from vssl.config import from_dict, to_dict
 from vssl.data.dataset import training_dataset
+from vssl.devices import require_device
 from vssl.errors import ConfigError
 from vssl.models.image_init import init_image_trunk
 from vssl.models.localizer import AVLocalizer, ModelConfig
@@ -130,6 +131,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, on_log: O
     it takes is not counted in the next row's ``samples_per_s``.
     """
     cfg.validate()
+    require_device(cfg.device, "train: device")
     env = init_distributed(cfg.device)
     try:
         return _build(cfg, Path(run_dir), resume, env, on_log).fit()
