@@ -28,7 +28,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from vssl.data.synth_video import write_video
+from vssl.data.synth.video import write_video
 from vssl.inference import Localizer, load_localizer
 
 CALIBRATION = {"thresholds": {"max": 0.52, "max10": 0.572, "maxq3": 0.55}, "map_scale": "(cos+1)/2"}

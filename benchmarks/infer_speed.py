@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from vssl.data.synth_video import write_video
+from vssl.data.synth.video import write_video
 from vssl.inference import Localizer, Threshold, live_decisions
 from vssl.inference.hub import load_model
 from vssl.inference.result import make_results
@@ -113,7 +113,7 @@ def live_stream_run(loc: Localizer, seconds: float, stream_fps: int, fps: float,
     with tempfile.TemporaryDirectory() as tmp:
         fifo = Path(tmp) / "live.ts"
         os.mkfifo(fifo)
-        cmd = [sys.executable, "-m", "vssl.data.synth_stream", str(fifo), "--seconds", str(seconds)]
+        cmd = [sys.executable, "-m", "vssl.data.synth.stream", str(fifo), "--seconds", str(seconds)]
         writer = subprocess.Popen([*cmd, "--fps", str(stream_fps), "--size", "224x224"], stdout=subprocess.PIPE)
         made = []
         with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext():

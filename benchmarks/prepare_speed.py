@@ -20,7 +20,7 @@ import soundfile as sf
 
 from vssl.audio import load_audio
 from vssl.data.prepare import PrepareConfig, prepare
-from vssl.data.synth_video import write_video
+from vssl.data.synth.video import write_video
 
 
 def naive(videos: list[Path], out: Path) -> None:

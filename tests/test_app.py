@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from vssl.app import analyse_image, analyse_video, summary
-from vssl.data.synth_video import write_video
+from vssl.data.synth.video import write_video
 from vssl.errors import VsslError
 from vssl.inference import noise_clip, silence_clip
 

@@ -23,7 +23,7 @@ from PIL import Image
 from vssl.app import analyse_image, analyse_video
 from vssl.audio import load_audio
 from vssl.cli import build_parser
-from vssl.data.synth_video import write_video
+from vssl.data.synth.video import write_video
 from vssl.errors import ConfigError, VsslError
 from vssl.inference.uploads import (
     UploadError,

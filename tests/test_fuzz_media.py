@@ -41,7 +41,7 @@ from PIL import ExifTags, Image, ImageFile
 
 from vssl import load_localizer, save_release, vision
 from vssl.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, load_audio, resample
-from vssl.data.synth_video import write_video
+from vssl.data.synth.video import write_video
 from vssl.errors import VsslError
 from vssl.inference.video import localize_video
 from vssl.models.registry import create_model

@@ -15,7 +15,7 @@ from support import CALIBRATION
 from vssl import save_release
 from vssl.audio import AudioConfig, load_audio
 from vssl.cli import main
-from vssl.data.synth_video import brightness, write_video
+from vssl.data.synth.video import brightness, write_video
 from vssl.errors import MediaError
 from vssl.inference.video import localize_video, window_at
 from vssl.inference.video_writer import write_still_video

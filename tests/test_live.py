@@ -1,7 +1,7 @@
 """Live streams: SOURCE syntax, the audio ring buffer, decisions on a real-time MPEG-TS stream (named pipe, UDP),
 frame dropping, the JSON lines of ``vssl localize --live``, Ctrl-C, bad sources.
 
-The streams are written while the test runs by `vssl.data.synth_stream.stream_video` (a thread of the test
+The streams are written while the test runs by `vssl.data.synth.stream.stream_video` (a thread of the test
 process), paced at wall-clock speed; frame i of the grey ramp shows level ``brightness(i, frames)`` so a test can
 tell which frame a decision analysed.
 """
@@ -31,8 +31,8 @@ from PIL import Image
 
 from vssl.audio import load_audio
 from vssl.cli import main
-from vssl.data.synth_stream import stream_video
-from vssl.data.synth_video import brightness
+from vssl.data.synth.stream import stream_video
+from vssl.data.synth.video import brightness
 from vssl.errors import MediaError
 from vssl.inference import LiveDecision, live_decisions
 from vssl.inference.live import GRID_TOLERANCE_S

@@ -14,7 +14,7 @@ from vssl.cli import main
 from vssl.data import prepare as prepare_module
 from vssl.data.formats import read_items
 from vssl.data.prepare import FAILURES_FILE, PrepareConfig, prepare
-from vssl.data.synth_video import brightness, write_video
+from vssl.data.synth.video import brightness, write_video
 from vssl.errors import ConfigError, DatasetError
 
 GOOD_NAME = "---g-f_I2yQ_1000_11000"  # a VGGSound download name: start and end in milliseconds

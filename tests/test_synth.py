@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from vssl.data import synth
 from vssl.data.synth import SPLITS, SynthConfig, generate, read_synth, render_sample, synth_class_names
+from vssl.data.synth import writer as synth_writer
 from vssl.errors import ConfigError, DatasetError
 
 TINY = SynthConfig(n_train=6, n_calibration=2, n_test=3, image_size=96)
@@ -230,7 +230,7 @@ def test_a_changed_config_regenerates_and_removes_stale_samples(tmp_path):
 
 def test_an_interrupted_run_leaves_no_annotations(tmp_path, monkeypatch):
     calls = []
-    real = synth._write_sample
+    real = synth_writer._write_sample
 
     def failing(*args):
         calls.append(args)
@@ -238,7 +238,7 @@ def test_an_interrupted_run_leaves_no_annotations(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(synth, "_write_sample", failing)
+    monkeypatch.setattr(synth_writer, "_write_sample", failing)
     with pytest.raises(KeyboardInterrupt):
         generate(TINY, tmp_path / "d", progress=False)
     assert not (tmp_path / "d" / "annotations.json").exists()

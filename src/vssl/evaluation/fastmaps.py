@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vssl.evaluation.gt import box_tensors
 from vssl.maps import EVAL_SIZE, upsample
 
 SIZE = EVAL_SIZE
@@ -330,13 +331,7 @@ class Boxes:
     @classmethod
     def from_lists(cls, boxes: Sequence[Sequence[Sequence[int]]], styles: Sequence[str]) -> Boxes:
         """From per-sample lists of ``(x0, y0, x1, y1)`` pixel boxes and ``"vggss"`` / ``"flickr"`` styles."""
-        if any(len(box) != 4 for sample in boxes for box in sample):
-            raise ValueError("every box needs 4 numbers (x0, y0, x1, y1)")
-        counts = torch.tensor([len(sample) for sample in boxes], dtype=torch.long)
-        flat = torch.tensor([c for sample in boxes for box in sample for c in box], dtype=torch.long)
-        out = torch.zeros(len(boxes), int(counts.max()) if len(boxes) else 0, 4, dtype=torch.long)
-        out[torch.arange(out.shape[1]) < counts[:, None]] = flat.view(-1, 4)
-        return cls(out, torch.tensor([s == "flickr" for s in styles], dtype=torch.bool))
+        return cls(*box_tensors(boxes, styles))
 
     def __getitem__(self, index: slice | Tensor) -> Boxes:
         out = Boxes.__new__(Boxes)

@@ -106,6 +106,19 @@ def box_map(boxes: Sequence[Box], style: str, size: int = EVAL_SIZE) -> torch.Te
     return (acc > 0).double()
 
 
+def box_tensors(boxes: Sequence[Sequence[Sequence[int]]], styles: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample lists of ``(x0, y0, x1, y1)`` pixel boxes and ``"vggss"`` / ``"flickr"`` styles as tensors: the
+    boxes ``[N, B, 4]`` long (``B`` the most boxes of a sample; padding: empty boxes ``(0, 0, 0, 0)``) and ``[N]``
+    bool, the sample is flickr style."""
+    if any(len(box) != 4 for sample in boxes for box in sample):
+        raise ValueError("every box needs 4 numbers (x0, y0, x1, y1)")
+    counts = torch.tensor([len(sample) for sample in boxes], dtype=torch.long)
+    flat = torch.tensor([c for sample in boxes for box in sample for c in box], dtype=torch.long)
+    out = torch.zeros(len(boxes), int(counts.max()) if len(boxes) else 0, 4, dtype=torch.long)
+    out[torch.arange(out.shape[1]) < counts[:, None]] = flat.view(-1, 4)
+    return out, torch.tensor([s == "flickr" for s in styles], dtype=torch.bool)
+
+
 def load_mask(path: Path, size: int = EVAL_SIZE) -> torch.Tensor:
     """A binary mask image resized (nearest) to ``[size, size]``; foreground = any non-zero pixel
     (0/255 masks, 0/1 masks and palette masks alike)."""

@@ -6,7 +6,7 @@ says what was excluded and why), registered in :data:`READERS`:
 ========== =============================================== ==========================================
 format     dataset                                         module (layout in its docstring)
 ========== =============================================== ==========================================
-synth      the built-in synthetic benchmark                :mod:`vssl.data.synth`
+synth      the built-in synthetic benchmark                :mod:`vssl.data.formats.synth`
 vggsound   VGGSound training clips; ``vssl prepare`` output :mod:`vssl.data.formats.vggsound`
 vggss      VGG-SS test set                                 :mod:`vssl.data.formats.vggss`
 flickr     Flickr-SoundNet test set                        :mod:`vssl.data.formats.flickr`
@@ -41,10 +41,10 @@ from vssl.data.formats.folder import read_folder
 from vssl.data.formats.is3 import read_is3
 from vssl.data.formats.report import Issue, ItemList, ReadReport
 from vssl.data.formats.slavc import read_slavc
+from vssl.data.formats.synth import read_synth
 from vssl.data.formats.vggsound import read_vggsound
 from vssl.data.formats.vggss import read_vggss
 from vssl.data.items import AVItem
-from vssl.data.synth import read_synth
 from vssl.errors import DatasetError
 
 __all__ = ["READERS", "Issue", "ItemList", "ReadReport", "read_items"]

@@ -2,14 +2,14 @@
 for trying it without a camera:
 
     mkfifo /tmp/live.ts
-    python -m vssl.data.synth_stream /tmp/live.ts --seconds 20 --image frame.jpg --audio clip.wav &
+    python -m vssl.data.synth.stream /tmp/live.ts --seconds 20 --image frame.jpg --audio clip.wav &
     vssl localize --model M --live /tmp/live.ts
 
 TARGET is a path (a named pipe: the writer waits for its reader) or a ``udp://HOST:PORT`` URL. Frame ``i`` is
 sent ``i / fps`` s after the start, with the audio up to the end of its display time; the muxer's buffer is
 flushed packet by packet, as a live encoder does. Video: MPEG-2 (a key frame every ``gop`` frames, no B-frames),
 audio: MP2 mono: encoders every FFmpeg build has. Without ``image``, frame ``i`` is a grey of level
-`vssl.data.synth_video.brightness` ``(i, frames)`` with a little texture (a test can tell which frame it got);
+`vssl.data.synth.video.brightness` ``(i, frames)`` with a little texture (a test can tell which frame it got);
 without ``audio``, a 440 Hz tone.
 """
 
@@ -23,7 +23,7 @@ from contextlib import ExitStack
 import av
 import numpy as np
 
-from vssl.data.synth_video import brightness
+from vssl.data.synth.video import brightness
 
 MP2_FRAME = 1152  # samples per MP2 frame
 
