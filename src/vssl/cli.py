@@ -347,6 +347,7 @@ def _config_command(sub, name: str, cls: type, defaults: object = None, **kwargs
         name, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=config_help(cls, defaults), **kwargs
     )
     p.add_argument("--print-config", action="store_true", help="print the resolved config (YAML) and exit")
+    p.set_defaults(config_class=cls)  # what the overrides change (tests check the docs' keys against it)
     return p
 
 
