@@ -4,8 +4,9 @@ For a trained model and the synthetic benchmark's test split, prints
 
 * audio: nearest-neighbour class accuracy of the test clips' embeddings (does the audio side know the classes?),
   per quartile of the clips' peak level;
-* image: the pointing rate (map peak inside the sounding object's box, on the model's own h x w grid, cell
-  centres) of each clip's own map and of the map of its class's mean audio embedding (the audio noise removed);
+* image: the pointing rate (map peak inside the sounding object's box, the peak placed as the report's pointing and
+  hallucination place it, `vssl.evaluation.abstention.peak_points`) of each clip's own map and of the map of its
+  class's mean audio embedding (the audio noise removed);
   and where the class-mean map peaks: on the sounding object, on a silent distractor, or on the background;
 * the common direction: the mean cosine of the image features (every location) with their mean direction, and
   of the audio embeddings with it (a large shared component makes every map flat and high).
@@ -28,18 +29,9 @@ from machine import cpu_model
 
 from vssl.data.dataset import AVDataset
 from vssl.data.formats import read_items
+from vssl.evaluation.abstention import inside_any, peak_points
+from vssl.maps import paired_maps
 from vssl.models.release import load_model
-
-
-def _inside(box, x: float, y: float) -> bool:
-    return box[0] <= x < box[2] and box[1] <= y < box[3]
-
-
-def _peak_cell(cosine_map: torch.Tensor) -> tuple[float, float]:
-    """Normalised (x, y) of the centre of the map's highest cell."""
-    h, w = cosine_map.shape
-    row, col = divmod(int(cosine_map.argmax()), w)
-    return (col + 0.5) / w, (row + 0.5) / h
 
 
 @torch.no_grad()
@@ -58,17 +50,17 @@ def diagnose(model_dir: Path, data: Path, batch_size: int = 64) -> dict[str, obj
     neighbour_hit = labels[similarity.argmax(dim=1).numpy()] == labels
     classes = sorted(set(labels))
     centroids = {c: F.normalize(audio[torch.as_tensor(labels == c)].mean(dim=0), dim=0) for c in classes}
-    own_hits, where = [], {"sounding object": 0, "silent distractor": 0, "background": 0}
-    for i, item in enumerate(items):
-        x, y = _peak_cell(torch.einsum("dhw,d->hw", features[i], audio[i]))
-        own_hits.append(_inside(item.boxes[0], x, y))
-        x, y = _peak_cell(torch.einsum("dhw,d->hw", features[i], centroids[item.label]))
-        if _inside(item.boxes[0], x, y):
-            where["sounding object"] += 1
-        elif any(_inside(box, x, y) for box in item.objects[1:]):
-            where["silent distractor"] += 1
-        else:
-            where["background"] += 1
+    class_means = torch.stack([centroids[label] for label in labels])
+    sounding = [item.boxes[:1] for item in items]
+    own_hits = inside_any(peak_points(paired_maps(features, audio)), sounding)
+    class_peaks = peak_points(paired_maps(features, class_means))
+    on_object = inside_any(class_peaks, sounding)
+    on_distractor = inside_any(class_peaks, [item.objects[1:] for item in items]) & ~on_object
+    where = {
+        "sounding object": on_object,
+        "silent distractor": on_distractor,
+        "background": ~(on_object | on_distractor),
+    }
     flat = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
     common = F.normalize(flat.mean(dim=0), dim=0)
     order = np.argsort(levels)
@@ -79,9 +71,9 @@ def diagnose(model_dir: Path, data: Path, batch_size: int = 64) -> dict[str, obj
         "by level quartile": [
             (float(levels[q].min()), float(levels[q].max()), float(neighbour_hit[q].mean())) for q in quartiles
         ],
-        "pointing, own audio (cells)": float(np.mean(own_hits)),
-        "pointing, class-mean audio (cells)": where["sounding object"] / len(items),
-        "class-mean map peaks on": {k: v / len(items) for k, v in where.items()},
+        "pointing, own audio": own_hits.double().mean().item(),
+        "pointing, class-mean audio": on_object.double().mean().item(),
+        "class-mean map peaks on": {k: v.double().mean().item() for k, v in where.items()},
         "image features . their mean direction": float((flat @ common).mean()),
         "audio embeddings . that direction": float((audio @ common).mean()),
     }
