@@ -7,8 +7,10 @@ from vssl.demo import DemoConfig, demo_config, run_demo
 from vssl.models.objectives.sslsan import SSLSaNConfig
 from vssl.train.loop import TrainConfig
 from vssl.train.pretrain import PretrainConfig
+from vssl.train.pretrain_audio import AudioPretrainConfig
 
 TINY_PRETRAIN = PretrainConfig(images=16, held_out=4, epochs=1, batch_size=8)
+TINY_AUDIO = AudioPretrainConfig(clips=16, held_out=4, epochs=1, batch_size=8)
 
 METRIC_KEYS = {"thresholds", "ciou", "ap50", "auc", "pia", "aoc", "separability", "f_pos_neg"}
 NEGATIVES = {"silence", "noise", "offscreen"}
@@ -27,6 +29,7 @@ def test_tiny_demo_writes_the_promised_report(tmp_path):
         train=TrainConfig(model="test", epochs=1, batch_size=8, lr=1e-3, cache=True),
         eval_batch_size=4,
         pretrain=TINY_PRETRAIN,
+        audio_pretrain=TINY_AUDIO,
     )
     report = run_demo(cfg, tmp_path, progress=False)
     on_disk = json.loads((tmp_path / "report.json").read_text())
@@ -64,10 +67,19 @@ def test_the_arms_differ_only_in_the_negatives_and_ablated_sslsan_is_the_baselin
     part switched off trains the baseline's weights byte for byte and reports its numbers digit for digit."""
     cfg = DemoConfig(
         synth=SynthConfig(n_train=16, n_calibration=8, n_test=8, image_size=64),
-        train=TrainConfig(model="test", epochs=2, batch_size=8, lr=1e-3, precise_bn_batches=2),
+        train=TrainConfig(
+            model="test",
+            epochs=2,
+            batch_size=8,
+            lr=1e-3,
+            precise_bn_batches=2,
+            freeze_image_trunk=True,
+            freeze_audio_norm_at=0.5,
+        ),
         sslsan=SSLSaNConfig(negative_columns=False, flatness_weight=0.0, level_weight=0.0),
         eval_batch_size=4,
         pretrain=TINY_PRETRAIN,
+        audio_pretrain=TINY_AUDIO,
         eval_repeats=2,
     )
     report = run_demo(cfg, tmp_path, progress=False)
@@ -97,6 +109,7 @@ def test_demo_compares_every_method_with_and_without_sslsan(tmp_path):
         train=TrainConfig(model="test", epochs=1, batch_size=4, lr=1e-3),
         eval_batch_size=4,
         pretrain=TINY_PRETRAIN,
+        audio_pretrain=TINY_AUDIO,
         eval_repeats=1,
         compare=("slavc", "fnac", "lvs"),
     )

@@ -1,5 +1,5 @@
-"""Where the image trunk starts: ImageNet through torchvision's weights API (a pre-filled cache, no network), a
-weights file, or the demo's pretraining on the benchmark's objects."""
+"""Where the trunks start: ImageNet through torchvision's weights API (a pre-filled cache, no network), a
+weights file, or the demo's pretraining on the benchmark's objects (image) and sounds (audio); a frozen image trunk."""
 
 import json
 
@@ -9,9 +9,11 @@ from safetensors.torch import save_file
 
 from vssl.data.synth import SynthConfig
 from vssl.errors import ConfigError
-from vssl.models.image_init import init_image_trunk
+from vssl.models.image_init import init_audio_trunk, init_image_trunk
 from vssl.models.registry import create_model
-from vssl.train.pretrain import RECORD_FILE, PretrainConfig, pretrain_image_trunk
+from vssl.train import pretrain_audio
+from vssl.train.pretrain import RECORD_FILE, PretrainConfig, _cell_targets, _Frame, _view_targets, pretrain_image_trunk
+from vssl.vision import ImageConfig, View
 
 TINY = SynthConfig(image_size=64, num_classes=4, max_distractors=1)
 
@@ -53,8 +55,9 @@ def test_a_trunk_of_another_shape_is_refused_by_name(tmp_path):
         init_image_trunk(create_model("test"), str(tmp_path / "missing.safetensors"))
 
 
-def test_pretraining_learns_the_objects_and_is_reused(tmp_path):
-    cfg = PretrainConfig(images=64, held_out=32, epochs=2, batch_size=16, lr=3e-3)
+@pytest.mark.parametrize("target", ["cells", "frame"])
+def test_pretraining_learns_the_objects_and_is_reused(tmp_path, target):
+    cfg = PretrainConfig(images=64, held_out=32, epochs=2, batch_size=16, lr=3e-3, target=target)
     path = pretrain_image_trunk(TINY, "test", cfg, tmp_path, seed=0, progress=False)
     record = json.loads((tmp_path / RECORD_FILE).read_text())
     assert record["model"] == "test" and 0.0 <= record["held_out_exact_match"] <= 1.0
@@ -67,6 +70,51 @@ def test_pretraining_learns_the_objects_and_is_reused(tmp_path):
     assert path.stat().st_mtime_ns != stamp  # another recipe: made again
     with pytest.raises(ConfigError, match="pretrain"):
         PretrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match="pretrain.target: 'pixels' is not one of cells, frame"):
+        PretrainConfig(target="pixels")
+
+
+def _frame(classes, boxes, width=100, resized=50):
+    """A pretraining frame of ``width`` original pixels, resized to ``resized`` for training."""
+    frame = object.__new__(_Frame)
+    frame.classes, frame.boxes, frame.scale = classes, boxes, resized / width
+    return frame
+
+
+def test_cell_targets_follow_the_training_view():
+    """The cells of a crop name the objects under their centres, in original pixels, mirrored by a flip."""
+    image_cfg, cfg = ImageConfig(size=40, train_resize=246), PretrainConfig(target="cells")
+    frame = _frame([1, 0], [(0, 0, 40, 100), (60, 20, 100, 40)])  # class 1: left 40 %; class 0: a box on the right
+    plain = _view_targets(frame, View(left=5, top=0, flip=False), cfg, 4, image_cfg, 3)
+    # the crop spans resized x 5..45 = original 10..90; cell centres at original 20, 40, 60, 80 (y: 10, 30, 50, 70)
+    assert plain[1].tolist() == [[1, 0, 0, 0]] * 4  # x=20 inside [0, 40); x=40 is not
+    assert plain[0].tolist() == [[0, 0, 0, 0], [0, 0, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]]  # (60, 30) and (80, 30)
+    assert plain[2].sum() == 0
+    flipped = _view_targets(frame, View(left=5, top=0, flip=True), cfg, 4, image_cfg, 3)
+    assert torch.equal(flipped, plain.flip(-1))
+    whole = _view_targets(frame, View(0, 0, False), PretrainConfig(target="frame"), 4, image_cfg, 3)
+    assert whole.tolist() == [1.0, 1.0, 0.0]  # frame targets: the classes in the frame, wherever the view is
+    centres = torch.tensor([12.5, 37.5, 62.5, 87.5])
+    assert _cell_targets(frame, centres, centres, 3)[1].tolist() == [[1, 1, 0, 0]] * 4
+
+
+def test_audio_pretraining_names_the_sounds_and_starts_the_audio_trunk(tmp_path):
+    cfg = pretrain_audio.AudioPretrainConfig(clips=32, held_out=16, epochs=2, batch_size=16)
+    path = pretrain_audio.pretrain_audio_trunk(TINY, "test", cfg, tmp_path, seed=0, progress=False)
+    record = json.loads((tmp_path / pretrain_audio.RECORD_FILE).read_text())
+    assert record["model"] == "test" and 0.0 <= record["held_out_accuracy"] <= 1.0
+    stamp = path.stat().st_mtime_ns
+    assert pretrain_audio.pretrain_audio_trunk(TINY, "test", cfg, tmp_path, seed=0, progress=False) == path
+    assert path.stat().st_mtime_ns == stamp  # reused
+    model = create_model("test")
+    init_audio_trunk(model, str(path))
+    from safetensors.torch import load_file
+
+    assert all(torch.equal(v, load_file(path)[k]) for k, v in model.audnet.state_dict().items())
+    with pytest.raises(ConfigError, match=r"audio_init=.*: does not fit the audio trunk of model 'small'"):
+        init_audio_trunk(create_model("small"), str(path))
+    with pytest.raises(ConfigError, match="audio_pretrain"):
+        pretrain_audio.AudioPretrainConfig(batch_size=1)
 
 
 def test_training_starts_from_the_file_and_records_it(tmp_path):
@@ -96,3 +144,33 @@ def test_training_starts_from_the_file_and_records_it(tmp_path):
     )
     with pytest.raises(ConfigError, match="image_init='nowhere' is neither one of"):
         train(TrainConfig(data=f"synth:{data}", model="test", image_init="nowhere"), tmp_path / "bad")
+    with pytest.raises(ConfigError, match="audio_init='nowhere' is neither none nor a file"):
+        train(TrainConfig(data=f"synth:{data}", model="test", audio_init="nowhere"), tmp_path / "bad")
+
+
+def test_a_frozen_image_trunk_keeps_its_start_while_the_rest_trains(tmp_path):
+    from vssl.data.synth import generate
+    from vssl.models.release import load_model
+    from vssl.train.loop import TrainConfig, train
+
+    data = generate(SynthConfig(n_train=8, n_calibration=0, n_test=0, image_size=64), tmp_path / "data", progress=False)
+    state = _random_trunk("test", seed=5)
+    save_file(state, tmp_path / "trunk.safetensors")
+    torch.manual_seed(0)
+    start = create_model("test").state_dict()  # what create_model gives the run (seeded as train seeds it)
+    cfg = TrainConfig(
+        data=f"synth:{data}",
+        model="test",
+        epochs=2,
+        batch_size=4,
+        lr=1e-2,
+        image_init=str(tmp_path / "trunk.safetensors"),
+        freeze_image_trunk=True,
+    )
+    model = load_model(train(cfg, tmp_path / "run"))
+    trunk = model.imgnet.state_dict()
+    weights = [k for k in state if "running" not in k and "num_batches" not in k]
+    assert all(torch.equal(trunk[k], state[k]) for k in weights)  # exactly the file's weights
+    assert any(not torch.equal(trunk[k], state[k]) for k in state if "running" in k)  # BatchNorm still tracks
+    moved = [k for k, v in model.state_dict().items() if k.startswith(("img_proj", "aud")) and "running" not in k]
+    assert moved and all(not torch.equal(model.state_dict()[k], start[k]) for k in moved if "num_batches" not in k)

@@ -35,6 +35,7 @@ from vssl.models.release import load_model, save_release
 from vssl.negatives import UNSEEN_FAMILIES
 from vssl.train.loop import TrainConfig, resumable, train
 from vssl.train.pretrain import PretrainConfig, pretrain_image_trunk
+from vssl.train.pretrain_audio import AudioPretrainConfig, pretrain_audio_trunk
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class DemoConfig:
     """SSL-SaN's negatives (the baseline has none)"""
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     """(ours) both arms' image trunk start"""
+    audio_pretrain: AudioPretrainConfig = field(default_factory=AudioPretrainConfig)
+    """(ours) both arms' audio trunk start"""
     eval_batch_size: int = 64
     """images encoded at a time in the evaluation"""
     eval_repeats: int = 10
@@ -93,20 +96,24 @@ def demo_config(quick: bool = False, seed: int = 0, device: str = "cpu") -> Demo
     return replace(cfg, synth=replace(cfg.synth, seed=seed), train=replace(cfg.train, seed=seed, device=device))
 
 
-def image_start(cfg: DemoConfig, size: str, out: Path, progress: bool = True) -> str:
-    """The ``image_init`` of the arms of model size ``size``: the trunk pretrained under ``out/pretrained/SIZE``
-    (made once, then reused), or the training config's own when pretraining is off."""
-    if not cfg.pretrain.images:
-        return cfg.train.image_init
+def trunk_starts(cfg: DemoConfig, size: str, out: Path, progress: bool = True) -> dict[str, str]:
+    """The ``image_init`` and ``audio_init`` of the arms of model size ``size``: the trunks pretrained under
+    ``out/pretrained/SIZE`` (made once, then reused), or the training config's own where pretraining is off."""
     folder = out / "pretrained" / size
-    return str(pretrain_image_trunk(cfg.synth, size, cfg.pretrain, folder, cfg.train.seed, progress))
+    starts = {"image_init": cfg.train.image_init, "audio_init": cfg.train.audio_init}
+    seed = cfg.train.seed
+    if cfg.pretrain.images:
+        starts["image_init"] = str(pretrain_image_trunk(cfg.synth, size, cfg.pretrain, folder, seed, progress))
+    if cfg.audio_pretrain.clips:
+        starts["audio_init"] = str(pretrain_audio_trunk(cfg.synth, size, cfg.audio_pretrain, folder, seed, progress))
+    return starts
 
 
 def arm_config(
-    cfg: DemoConfig, objective: ObjectiveConfig, size: str, spec: str, image_init: str, progress: bool = True
+    cfg: DemoConfig, objective: ObjectiveConfig, size: str, spec: str, starts: dict[str, str], progress: bool = True
 ) -> TrainConfig:
-    """The training config of one arm: the demo's shared budget with this arm's objective and model."""
-    return replace(cfg.train, data=spec, objective=objective, model=size, image_init=image_init, progress=progress)
+    """The training config of one arm: the demo's shared budget with this arm's objective, model and trunk starts."""
+    return replace(cfg.train, data=spec, objective=objective, model=size, progress=progress, **starts)
 
 
 def _train_method(cfg: TrainConfig, run_dir: Path) -> Path:
@@ -131,10 +138,10 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     methods: dict[str, Any] = {}
     for name, (objective, size) in cfg.methods().items():
         t0 = time.perf_counter()
-        image_init = image_start(cfg, size, out, progress)
-        timing[f"image_start_{name}_s"] = time.perf_counter() - t0  # pretraining, or reading its record
+        starts = trunk_starts(cfg, size, out, progress)
+        timing[f"trunk_starts_{name}_s"] = time.perf_counter() - t0  # pretraining, or reading its records
         t0 = time.perf_counter()
-        tcfg = arm_config(cfg, objective, size, spec, image_init, progress)
+        tcfg = arm_config(cfg, objective, size, spec, starts, progress)
         model = load_model(_train_method(tcfg, out / "runs" / name), device=cfg.train.device)
         timing[f"train_{name}_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -20,8 +21,11 @@ from vssl.errors import MediaError, require_file
 __all__ = [
     "MAX_IMAGE_PIXELS",
     "ImageConfig",
+    "View",
+    "apply_view",
     "augment_image",
     "crop_and_flip",
+    "draw_view",
     "eval_transform",
     "load_image",
     "resize_shorter",
@@ -130,19 +134,37 @@ def resize_shorter(image: Image.Image, cfg: ImageConfig) -> Image.Image:
     return transforms.functional.resize(image, cfg.train_short_side, interpolation=transforms.InterpolationMode.BICUBIC)
 
 
+class View(NamedTuple):
+    """A training view of a :func:`resize_shorter` output: the crop's top-left corner and whether it is flipped."""
+
+    left: int
+    top: int
+    flip: bool
+
+
+def draw_view(size: tuple[int, int], cfg: ImageConfig, rng: np.random.Generator) -> View:
+    """A random ``cfg.size`` square crop of an image of ``size`` (width, height) and a coin for the flip."""
+    width, height = size
+    left = int(rng.integers(width - cfg.size + 1))
+    top = int(rng.integers(height - cfg.size + 1))
+    return View(left, top, bool(rng.random() < 0.5))
+
+
+def apply_view(image: Image.Image, view: View, cfg: ImageConfig) -> torch.Tensor:
+    """``image`` cropped and flipped as ``view`` says, normalised: ``[3, size, size]``."""
+    image = image.crop((view.left, view.top, view.left + cfg.size, view.top + cfg.size))
+    if view.flip:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return transforms.functional.normalize(transforms.functional.to_tensor(image), cfg.mean, cfg.std)
+
+
 def crop_and_flip(image: Image.Image, cfg: ImageConfig, rng: np.random.Generator) -> torch.Tensor:
     """Random ``size x size`` crop and horizontal flip of a :func:`resize_shorter` output, normalised.
 
     The randomness comes from ``rng`` alone (not torch's global state), so a seeded epoch is reproducible
     in any worker process and after a resume.
     """
-    width, height = image.size
-    left = int(rng.integers(width - cfg.size + 1))
-    top = int(rng.integers(height - cfg.size + 1))
-    image = image.crop((left, top, left + cfg.size, top + cfg.size))
-    if rng.random() < 0.5:
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return transforms.functional.normalize(transforms.functional.to_tensor(image), cfg.mean, cfg.std)
+    return apply_view(image, draw_view(image.size, cfg, rng), cfg)
 
 
 def augment_image(image: Image.Image, cfg: ImageConfig, rng: np.random.Generator) -> torch.Tensor:

@@ -12,6 +12,9 @@ ResNet-18 (SPEC §3): object-aware features from the first step. ``image_init`` 
 
 The classification head of a torchvision checkpoint (``fc.*``) is dropped; any other missing, unexpected or
 misshapen key is an error that lists them. Momentum copies (SLAVC) start from the same weights.
+
+The audio trunk's start (``audio_init``) is ``none`` or a weights file of the audio trunk, loaded the same way
+(`init_audio_trunk`; the demo's pretrained one comes from `vssl.train.pretrain_audio`).
 """
 
 from __future__ import annotations
@@ -35,17 +38,17 @@ def imagenet_state_dict() -> dict[str, torch.Tensor]:
     return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False, map_location="cpu", weights_only=True)
 
 
-def read_trunk_file(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict in a safetensors or weights-only torch file."""
+def read_trunk_file(path: Path, key: str = "image_init") -> dict[str, torch.Tensor]:
+    """The state dict in a safetensors or weights-only torch file (``key``: the config key that named it)."""
     if not path.is_file():
-        raise ConfigError(f"image_init: {path} is not a file (none, imagenet or a weights file)")
+        raise ConfigError(f"{key}: {path} is not a file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(path)
     state = load_torch_file(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"image_init: {path} does not hold a state dict (names -> tensors)")
+        raise ConfigError(f"{key}: {path} does not hold a state dict (names -> tensors)")
     return state
 
 
@@ -61,10 +64,21 @@ def image_trunk_state(image_init: str) -> dict[str, torch.Tensor] | None:
 def init_image_trunk(model: AVLocalizer, image_init: str) -> None:
     """Load the image trunk's starting weights named by ``image_init`` into ``model`` (and its momentum copy)."""
     state = image_trunk_state(image_init)
-    if state is None:
-        return
-    state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
-    own = model.imgnet.state_dict()
+    if state is not None:
+        trunk_state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
+        _load_trunk(model, "imgnet", trunk_state, f"image_init={image_init}")
+
+
+def init_audio_trunk(model: AVLocalizer, audio_init: str) -> None:
+    """Load the audio trunk's starting weights from the file ``audio_init`` (``none``: keep the initialisation)."""
+    if audio_init != "none":
+        _load_trunk(model, "audnet", read_trunk_file(Path(audio_init), "audio_init"), f"audio_init={audio_init}")
+
+
+def _load_trunk(model: AVLocalizer, trunk: str, state: dict[str, torch.Tensor], key: str) -> None:
+    """``state`` into ``model``'s trunk ``trunk`` (and its momentum copy); every key and shape must match, else an
+    error that starts with ``key`` (the config key and value that named the weights)."""
+    own = getattr(model, trunk).state_dict()
     missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
     misshapen = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
     if missing or unexpected or misshapen:
@@ -73,8 +87,7 @@ def init_image_trunk(model: AVLocalizer, image_init: str) -> None:
             for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshapen))
             if keys
         ]
-        raise ConfigError(
-            f"image_init={image_init}: does not fit the image trunk of model {model.cfg.name!r} ({'; '.join(problems)})"
-        )
+        kind = "image" if trunk == "imgnet" else "audio"
+        raise ConfigError(f"{key}: does not fit the {kind} trunk of model {model.cfg.name!r} ({'; '.join(problems)})")
     for prefix in ("", MOMENTUM_PREFIX) if model.cfg.momentum is not None else ("",):
-        getattr(model, prefix + "imgnet").load_state_dict(state)
+        getattr(model, prefix + trunk).load_state_dict(state)

@@ -39,6 +39,11 @@ class TrainConfig:
     """model size from the registry: resnet18, small, test"""
     image_init: str = "none"
     """image trunk's start: none, imagenet (torchvision's ResNet-18 weights) or a weights file"""
+    audio_init: str = "none"
+    """audio trunk's start: none or a weights file of the trunk (the demo's: vssl.train.pretrain_audio)"""
+    freeze_image_trunk: bool = False
+    """keep the image trunk's weights as image_init gave them (heads and the audio side train); its BatchNorm layers
+    still normalise by batch statistics in training"""
     init: str = ""
     """a release folder (vssl train / convert / demo) to start every weight from, e.g. a converted official checkpoint;
     its architecture replaces `model`, and its keys must match exactly; "" = no folder"""
@@ -128,9 +133,14 @@ RULES = (
         lambda c: f"image_init={c.image_init!r} is neither one of {list(IMAGE_INITS)} nor a file",
     ),
     Rule(
+        "audio_init",
+        lambda c: c.audio_init == "none" or Path(c.audio_init).is_file(),
+        lambda c: f"audio_init={c.audio_init!r} is neither none nor a file",
+    ),
+    Rule(
         "init",
-        lambda c: not (c.init and c.image_init != "none"),
-        lambda c: f"init={c.init} sets every weight; image_init={c.image_init!r} would be overwritten",
+        lambda c: not (c.init and (c.image_init != "none" or c.audio_init != "none")),
+        lambda c: f"init={c.init} sets every weight; image_init/audio_init would be overwritten",
     ),
     Rule("amp", lambda c: c.amp in AMP_DTYPES, lambda c: f"amp={c.amp!r} is not one of {sorted(AMP_DTYPES)}"),
     Rule(

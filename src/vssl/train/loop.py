@@ -32,7 +32,7 @@ from vssl.config import from_dict, to_dict
 from vssl.data.dataset import training_dataset
 from vssl.devices import require_device
 from vssl.errors import ConfigError
-from vssl.models.image_init import init_image_trunk
+from vssl.models.image_init import init_audio_trunk, init_image_trunk
 from vssl.models.localizer import AVLocalizer, ModelConfig
 from vssl.models.objectives import create_objective
 from vssl.models.registry import create_model, model_config
@@ -114,6 +114,9 @@ def _prepare_model(cfg: TrainConfig, env: DistEnv, state: dict[str, Any] | None)
         log.info("every weight starts from %s", cfg.init)
     else:
         init_image_trunk(model, cfg.image_init)
+        init_audio_trunk(model, cfg.audio_init)
+    if cfg.freeze_image_trunk:
+        model.imgnet.requires_grad_(False)  # the optimiser gets the parameters that train (vssl.train.trainer)
     if cfg.sync_batchnorm and env.distributed:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(env.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)

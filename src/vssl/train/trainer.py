@@ -70,6 +70,11 @@ def freeze_batchnorm(module: torch.nn.Module) -> None:
         m.eval()
 
 
+def trainable(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters the optimiser updates (a frozen trunk's, ``TrainConfig.freeze_image_trunk``, are not)."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 class Trainer:
     """One run: ``Trainer(...).fit()`` trains ``model`` with ``objective`` on ``dataset`` into ``run_dir``.
 
@@ -94,7 +99,7 @@ class Trainer:
         gather = env.gather if cfg.contrast == "global" and env.distributed else None
         self.module = env.wrap(TrainStep(model, objective, gather))
         fused = {"fused": True} if cfg.fused_adam else {}
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+        self.optimizer = torch.optim.Adam(trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=cfg.amp == "fp16")
         self.ckpt_path = run_dir / "checkpoints" / LAST
         self.micro = micro_batch_size(cfg.batch_size, env.world_size, cfg.accumulate)

@@ -11,18 +11,27 @@ is seeded with ``SeedSequence([seed, split_id, index])``, so any sample can be r
 split sizes never change other samples.
 
 Modules: ``config`` (:class:`SynthConfig`, the class table), ``image`` (the frame painter), ``sounds`` (the
-sound signatures), ``audio`` (a sample's track), ``sample`` (:func:`render_sample`, :func:`render_frame`),
+sound signatures), ``audio`` (a sample's track), ``sample`` (:func:`render_sample`;
+:func:`render_frame` and :func:`render_sound`, the pretraining streams),
 ``writer`` (:func:`generate`); the files it writes are read by :mod:`vssl.data.formats.synth` (layout in its
 docstring). ``video`` and ``stream`` write test videos and live streams for ``vssl prepare`` and
 ``vssl localize --live``.
 """
 
 from vssl.data.formats.synth import FORMAT_VERSION, SPLITS, read_synth
-from vssl.data.synth.config import PRETRAIN_STREAM, SYNTH_CLASSES, SynthClass, SynthConfig, synth_class_names
-from vssl.data.synth.sample import SynthSample, render_frame, render_sample
+from vssl.data.synth.config import (
+    AUDIO_PRETRAIN_STREAM,
+    PRETRAIN_STREAM,
+    SYNTH_CLASSES,
+    SynthClass,
+    SynthConfig,
+    synth_class_names,
+)
+from vssl.data.synth.sample import SynthSample, render_frame, render_sample, render_sound
 from vssl.data.synth.writer import generate
 
 __all__ = [
+    "AUDIO_PRETRAIN_STREAM",
     "FORMAT_VERSION",
     "PRETRAIN_STREAM",
     "SPLITS",
@@ -34,5 +43,6 @@ __all__ = [
     "read_synth",
     "render_frame",
     "render_sample",
+    "render_sound",
     "synth_class_names",
 ]

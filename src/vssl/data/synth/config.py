@@ -13,6 +13,7 @@ from vssl.data.formats.synth import SPLITS
 from vssl.errors import ConfigError
 
 PRETRAIN_STREAM = len(SPLITS)  # the seed stream of the frames-only images of the image pretraining (no split)
+AUDIO_PRETRAIN_STREAM = len(SPLITS) + 1  # the seed stream of the sounds-only clips of the audio pretraining
 
 
 @dataclass(frozen=True)

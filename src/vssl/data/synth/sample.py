@@ -9,8 +9,9 @@ import numpy as np
 from PIL import Image
 
 from vssl.data.synth.audio import render_track
-from vssl.data.synth.config import PRETRAIN_STREAM, SPLITS, SYNTH_CLASSES, SynthConfig
+from vssl.data.synth.config import AUDIO_PRETRAIN_STREAM, PRETRAIN_STREAM, SPLITS, SYNTH_CLASSES, SynthConfig
 from vssl.data.synth.image import render_image, tight_box
+from vssl.data.synth.sounds import render_audio
 from vssl.errors import DatasetError
 
 
@@ -42,11 +43,33 @@ def render_sample(cfg: SynthConfig, split: str, index: int) -> SynthSample:
     return SynthSample(image, waveform, tight_box(mask), mask, names[0], names, track, objects)
 
 
-def render_frame(cfg: SynthConfig, index: int, stream: int = PRETRAIN_STREAM) -> tuple[Image.Image, list[int]]:
-    """Frame ``index`` of a frames-only stream (no audio) and the classes it shows (sounding and silent alike):
-    the images of the demo's image pretraining. ``stream`` keeps its seeds apart from every split's."""
-    (image, _, _), _, _, label, distractors = _render_frame(cfg, stream, index)
-    return image, [label, *distractors]
+def render_frame(
+    cfg: SynthConfig, index: int, stream: int = PRETRAIN_STREAM
+) -> tuple[Image.Image, list[int], list[tuple[int, int, int, int]]]:
+    """Frame ``index`` of a frames-only stream (no audio), the classes it shows (sounding and silent alike) and
+    their boxes (pixels, max exclusive, in the same order): the images of the demo's image pretraining.
+    ``stream`` keeps its seeds apart from every split's."""
+    (image, _, objects), _, _, label, distractors = _render_frame(cfg, stream, index)
+    return image, [label, *distractors], list(objects)
+
+
+def render_sound(cfg: SynthConfig, index: int, stream: int = AUDIO_PRETRAIN_STREAM) -> tuple[np.ndarray, int]:
+    """Clip ``index`` of a sounds-only stream (no frame): one class's sound over faint ambience, as an audible
+    track of the splits is made, and its class (``index % num_classes``, balanced): the clips of the demo's
+    audio pretraining. ``stream`` keeps its seeds apart from every split's and from the frames'."""
+    label = index % cfg.num_classes
+    sound = SYNTH_CLASSES[label]
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, stream, index]))
+    waveform = render_audio(
+        rng,
+        sound.sound,
+        sound.params,
+        cfg.level_db,
+        duration=cfg.duration,
+        sample_rate=cfg.sample_rate,
+        ambience_db=cfg.ambience_db,
+    )
+    return waveform, label
 
 
 def _render_frame(cfg: SynthConfig, stream: int, index: int):
