@@ -4,7 +4,9 @@ its worst seed, the CPU and thread count it ran on, and the headline targets of 
 Each seed is a different benchmark (frames, sounds, split), image pretraining, initialisation and data order; the
 two arms of one seed share all of them. Runs are kept under ``--out/seed_N`` and reused when finished (the demo
 resumes its own steps), so an interrupted sweep continues where it stopped.
-Usage: python benchmarks/demo_seeds.py [--out vssl-demo-seeds] [--seeds 0 1 2 3 4] [--quick]
+Usage: python benchmarks/demo_seeds.py [--out vssl-demo-seeds] [--seeds 0 1 2 3 4] [--quick] [key=value ...]
+(``key=value``: overrides of the demo's config, as ``vssl demo`` takes them, e.g. the row with the training set's
+inaudible and noisy pairs off: ``synth.inaudible_fraction=0 synth.noisy_fraction=0``.)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from machine import cpu_model
 from PIL import Image
 
 from vssl.audio import load_audio
+from vssl.config import apply_overrides
 from vssl.data.synth import read_synth
 from vssl.demo import demo_config, run_demo
 from vssl.inference import load_localizer
@@ -125,13 +128,15 @@ def main() -> None:
     parser.add_argument("--out", default="vssl-demo-seeds", help="folder of the runs (one per seed)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--quick", action="store_true", help="the quick demo")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides of the demo's config")
     args = parser.parse_args()
     runs: dict[int, dict] = {}
     seconds: dict[int, float] = {}
     for seed in args.seeds:
         started = time.perf_counter()
         out = Path(args.out) / f"seed_{seed}"
-        runs[seed] = run_demo(demo_config(quick=args.quick, seed=seed), out, progress=False)
+        cfg = apply_overrides(demo_config(quick=args.quick, seed=seed), args.overrides)
+        runs[seed] = run_demo(cfg, out, progress=False)
         for arm in ARMS:
             runs[seed]["methods"][arm]["video"] = half_silent_video(out, arm)
         seconds[seed] = time.perf_counter() - started
@@ -139,7 +144,8 @@ def main() -> None:
     threads, wall = torch.get_num_threads(), _stats(list(seconds.values()), worst_is_low=False)
     print(
         f"\n{'vssl demo --quick' if args.quick else 'vssl demo'}, seeds {args.seeds}: {cpu_model()}, "
-        f"{os.cpu_count()} cores, {threads} torch threads; wall time per seed {wall} s\n"
+        f"{os.cpu_count()} cores, {threads} torch threads; wall time per seed {wall} s; overrides: "
+        f"{' '.join(args.overrides) or 'none'}\n"
     )
     per_arm = {arm: {s: figures(runs[s]["methods"][arm]) for s in runs} for arm in ARMS}
     print(f"| figure | {' | '.join(ARMS)} |\n|---|---|---|")
@@ -154,6 +160,7 @@ def main() -> None:
     for name, ok, value in targets(runs):
         print(f"  [{'met' if ok else 'NOT met'}] {name}: {value}")
     summary = {"cpu": cpu_model(), "threads": threads, "seconds": seconds, "figures": per_arm, "quick": args.quick}
+    summary["overrides"] = args.overrides
     (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=1))
 
 

@@ -371,7 +371,8 @@ def _assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
 @pytest.mark.parametrize("name,size", BASES)
 def test_sslsan_with_every_part_off_trains_exactly_as_its_base(name, size):
     """Training mode, BatchNorm on batch statistics: the same loss, gradients and running statistics, bit for bit
-    (the negatives are embedded in a pass of their own, on running statistics), after FNAC's warm-up too."""
+    (the negatives are embedded in a pass of their own, normalised by the positives' batch statistics), after FNAC's
+    warm-up too."""
     torch.manual_seed(0)
     model = create_model(size).train()
     twin, full = copy.deepcopy(model), copy.deepcopy(model)

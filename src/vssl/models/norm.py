@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import torch
+import torch.nn.functional as F
 
 
 def batchnorms(module: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
@@ -13,15 +15,44 @@ def batchnorms(module: torch.nn.Module) -> list[torch.nn.modules.batchnorm._Batc
     return [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
 
+Statistics = dict[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]]
+
+
 @contextmanager
-def running_statistics(module: torch.nn.Module) -> Iterator[None]:
-    """Inside the block, ``module``'s BatchNorm layers normalise by their running statistics and do not update
-    them, as at inference; gradients flow as usual. The layers' modes are restored on exit."""
-    training = [m for m in batchnorms(module) if m.training]
-    for m in training:
-        m.train(False)
+def recording_statistics(module: torch.nn.Module, store: Statistics) -> Iterator[None]:
+    """Inside the block, every BatchNorm layer of ``module`` that is in training mode records into ``store`` the
+    batch statistics it normalises its input by (mean and biased variance per channel, detached); the layers
+    compute and update their running statistics as usual."""
+
+    def record(layer: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        x = args[0].detach().float()
+        dims = [0, *range(2, x.dim())]
+        store[layer] = (x.mean(dims), x.var(dims, unbiased=False))
+
+    handles = [m.register_forward_pre_hook(record) for m in batchnorms(module) if m.training]
     try:
         yield
     finally:
-        for m in training:
-            m.train(True)
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def recorded_statistics(module: torch.nn.Module, store: Statistics) -> Iterator[None]:
+    """Inside the block, every BatchNorm layer of ``module`` with statistics in ``store`` normalises by them
+    (constants: no gradient flows into the pass they came from) and updates nothing; other layers are unchanged."""
+    layers = [m for m in batchnorms(module) if m in store]
+    for m in layers:
+        m.forward = partial(_normalise, m, *store[m])  # an instance attribute shadows the class's forward
+    try:
+        yield
+    finally:
+        for m in layers:
+            del m.forward
+
+
+def _normalise(
+    layer: torch.nn.modules.batchnorm._BatchNorm, mean: torch.Tensor, var: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
+    """``layer``'s affine normalisation of ``x`` by the given statistics."""
+    return F.batch_norm(x, mean, var, layer.weight, layer.bias, training=False, momentum=0.0, eps=layer.eps)

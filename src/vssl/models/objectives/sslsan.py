@@ -24,12 +24,12 @@ default; SLAVC, FNAC, LVS):
   (adaptive AP50 0.17), as the hinge's lift of the positive peak did. ``level_weight=0`` switches it off.
 
 Either part can be switched off for ablations; with both off this is the base objective exactly, in training
-mode too: the negative clips are embedded in an audio pass of their own, with BatchNorm on its running statistics
-(`vssl.models.objectives.base.embed_audio`), so they never change how the positives are normalised, nor the
-running statistics, and they are embedded in training as they will be at inference. (vssl's first version
-embedded them in the positives' pass: they entered the batch statistics, and a silence rejected in every training
-batch could still be embedded next to the quietest sound class at inference, cosine 0.76 in a training batch vs
-0.87 at inference on the same images.)
+mode too: the negative clips are embedded in an audio pass of their own, normalised by the positives' batch
+statistics (`vssl.models.objectives.base.embed_audio`), so they never change how the positives are normalised, nor
+the running statistics, and they are normalised in training as inference will normalise them (by the average of
+such statistics). (vssl's first version embedded them in the positives' pass: they entered the batch statistics,
+and a silence rejected in every training batch could still be embedded next to the quietest sound class at
+inference; its second normalised them by the running averages, which PreciseBN then replaced; see `embed_audio`.)
 """
 
 from __future__ import annotations
