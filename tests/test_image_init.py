@@ -95,7 +95,7 @@ def test_cell_targets_follow_the_training_view():
     whole = _view_targets(frame, View(0, 0, False), PretrainConfig(target="frame"), 4, image_cfg, 3)
     assert whole.tolist() == [1.0, 1.0, 0.0]  # frame targets: the classes in the frame, wherever the view is
     centres = torch.tensor([12.5, 37.5, 62.5, 87.5])
-    assert _cell_targets(frame, centres, centres, 3)[1].tolist() == [[1, 1, 0, 0]] * 4
+    assert _cell_targets(frame.classes, frame.boxes, centres, centres, 3)[1].tolist() == [[1, 1, 0, 0]] * 4
 
 
 def test_audio_pretraining_names_the_sounds_and_starts_the_audio_trunk(tmp_path):

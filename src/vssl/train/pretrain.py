@@ -103,16 +103,17 @@ class _Frame:
 
     def __init__(self, synth: SynthConfig, index: int, image_cfg: ImageConfig):
         image, self.classes, self.boxes = render_frame(synth, index)
-        self.original = image
         self.image = resize_shorter(image, image_cfg)
         self.scale = self.image.width / image.width  # resized pixels per original pixel
 
 
-def _cell_targets(frame: _Frame, xs: torch.Tensor, ys: torch.Tensor, num_classes: int) -> torch.Tensor:
+def _cell_targets(
+    classes: list[int], boxes: list[Box], xs: torch.Tensor, ys: torch.Tensor, num_classes: int
+) -> torch.Tensor:
     """``[num_classes, g, g]``: 1 where the object of a class covers the cell centre at (``xs[j]``, ``ys[i]``),
     original pixels."""
     targets = torch.zeros(num_classes, len(ys), len(xs))
-    for cls, (x0, y0, x1, y1) in zip(frame.classes, frame.boxes, strict=True):
+    for cls, (x0, y0, x1, y1) in zip(classes, boxes, strict=True):
         inside = ((ys >= y0) & (ys < y1))[:, None] & ((xs >= x0) & (xs < x1))[None, :]
         targets[cls] = torch.maximum(targets[cls], inside.float())
     return targets
@@ -126,7 +127,7 @@ def _view_targets(frame: _Frame, view: View, cfg: PretrainConfig, grid: int, ima
         return targets
     centres = (torch.arange(grid) + 0.5) * image_cfg.size / grid  # in the crop, resized pixels
     xs = (centres.flip(0) if view.flip else centres) + view.left  # a flipped crop's column j shows column g-1-j
-    return _cell_targets(frame, xs / frame.scale, (centres + view.top) / frame.scale, n)
+    return _cell_targets(frame.classes, frame.boxes, xs / frame.scale, (centres + view.top) / frame.scale, n)
 
 
 def _training_batch(
@@ -210,16 +211,14 @@ def _exact_match(trunk, head, synth: SynthConfig, image_cfg, cfg: PretrainConfig
     centres = (torch.arange(grid) + 0.5) / grid * synth.image_size  # original pixels (square frames)
     hits = []
     for start in range(cfg.images, cfg.images + cfg.held_out, cfg.batch_size):
-        frames = [
-            _Frame(synth, i, image_cfg) for i in range(start, min(start + cfg.batch_size, cfg.images + cfg.held_out))
-        ]
-        images = torch.stack([transform(frame.original) for frame in frames])
+        frames = [render_frame(synth, i) for i in range(start, min(start + cfg.batch_size, cfg.images + cfg.held_out))]
+        images = torch.stack([transform(image) for image, _, _ in frames])
         if cfg.target == "frame":
-            targets = torch.stack(
-                [_view_targets(f, View(0, 0, False), cfg, grid, image_cfg, synth.num_classes) for f in frames]
-            )
+            targets = torch.zeros(len(frames), synth.num_classes)
+            for row, (_, classes, _) in enumerate(frames):
+                targets[row, classes] = 1.0
         else:
-            targets = torch.stack([_cell_targets(f, centres, centres, synth.num_classes) for f in frames])
+            targets = torch.stack([_cell_targets(c, b, centres, centres, synth.num_classes) for _, c, b in frames])
         predicted = _logits(head, trunk(images), cfg.target) > 0
         hits.append((predicted == targets.bool()).all(dim=1).flatten())
     return float(torch.cat(hits).double().mean())
