@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "demo", DemoConfig, demo_defaults, help="train baseline and SSL-SaN on the synthetic benchmark and compare"
     )
     demo.add_argument("--out", default=DEMO_OUT, help="output folder (default: ./%(default)s)")
-    demo.add_argument("--quick", action="store_true", help="smaller benchmark and budget (about 2½ minutes on 2 cores)")
+    demo.add_argument("--quick", action="store_true", help="smaller benchmark and budget (about 3 minutes on 2 cores)")
     demo.add_argument("--device", default=demo_defaults.train.device, help="torch device: cpu, cuda, cuda:1, ...")
     demo.add_argument(
         "--seed", type=int, default=demo_defaults.train.seed, help="seed of the benchmark, training and negatives"

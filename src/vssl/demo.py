@@ -94,7 +94,7 @@ class DemoConfig:
 
 
 def demo_config(quick: bool = False, seed: int = 0, device: str = "cpu") -> DemoConfig:
-    """The full demo (about 6 minutes on 2 CPU cores) or ``quick`` (about 2½ minutes)."""
+    """The full demo (about 7½ minutes on 2 CPU cores) or ``quick`` (about 3 minutes)."""
     cfg = DemoConfig()
     if quick:
         cfg = DemoConfig(
