@@ -4,9 +4,10 @@ its worst seed, the CPU and thread count it ran on, and the headline targets of 
 Each seed is a different benchmark (frames, sounds, split), image pretraining, initialisation and data order; the
 two arms of one seed share all of them. Runs are kept under ``--out/seed_N`` and reused when finished (the demo
 resumes its own steps), so an interrupted sweep continues where it stopped.
-Usage: python benchmarks/demo_seeds.py [--out vssl-demo-seeds] [--seeds 0 1 2 3 4] [--quick] [key=value ...]
+Usage: python benchmarks/demo_seeds.py [--out vssl-demo-seeds] [key=value ...] [--seeds 0 1 2 3 4] [--quick]
 (``key=value``: overrides of the demo's config, as ``vssl demo`` takes them, e.g. the row with the training set's
-inaudible and noisy pairs off: ``synth.inaudible_fraction=0 synth.noisy_fraction=0``.)
+inaudible and noisy pairs off: ``synth.inaudible_fraction=0 synth.noisy_fraction=0``; before ``--seeds``, whose
+list would take them.)
 """
 
 from __future__ import annotations
