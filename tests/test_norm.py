@@ -57,3 +57,13 @@ def test_layers_in_eval_mode_record_nothing_and_keep_their_running_statistics():
     assert stats == {}
     with recorded_statistics(net, stats):
         assert torch.equal(net(y), _net().eval()(y))
+
+
+def test_float64_passes_keep_their_precision():
+    net = _net().double()
+    stats = {}
+    with recording_statistics(net, stats):
+        net(torch.randn(4, 1, 6, 6, dtype=torch.float64))
+    with recorded_statistics(net, stats):
+        assert net(torch.randn(2, 1, 6, 6, dtype=torch.float64)).dtype == torch.float64
+    assert all(mean.dtype == var.dtype == torch.float64 for mean, var in stats.values())

@@ -25,7 +25,8 @@ def recording_statistics(module: torch.nn.Module, store: Statistics) -> Iterator
     compute and update their running statistics as usual."""
 
     def record(layer: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        x = args[0].detach().float()
+        x = args[0].detach()
+        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # float32 or float64 statistics
         dims = [0, *range(2, x.dim())]
         store[layer] = (x.mean(dims), x.var(dims, unbiased=False))
 

@@ -140,7 +140,11 @@ RULES = (
     Rule(
         "init",
         lambda c: not (c.init and (c.image_init != "none" or c.audio_init != "none")),
-        lambda c: f"init={c.init} sets every weight; image_init/audio_init would be overwritten",
+        lambda c: (
+            f"init={c.init} sets every weight; "
+            + ", ".join(f"{k}={getattr(c, k)!r}" for k in ("image_init", "audio_init") if getattr(c, k) != "none")
+            + " would be overwritten"
+        ),
     ),
     Rule("amp", lambda c: c.amp in AMP_DTYPES, lambda c: f"amp={c.amp!r} is not one of {sorted(AMP_DTYPES)}"),
     Rule(
