@@ -107,6 +107,13 @@ class _Frame:
         self.scale = self.image.width / image.width  # resized pixels per original pixel
 
 
+def _multi_hot(classes: list[int], num_classes: int) -> torch.Tensor:
+    """``[num_classes]``: 1 for each class in ``classes``."""
+    targets = torch.zeros(num_classes)
+    targets[classes] = 1.0
+    return targets
+
+
 def _cell_targets(
     classes: list[int], boxes: list[Box], xs: torch.Tensor, ys: torch.Tensor, num_classes: int
 ) -> torch.Tensor:
@@ -122,9 +129,7 @@ def _cell_targets(
 def _view_targets(frame: _Frame, view: View, cfg: PretrainConfig, grid: int, image_cfg: ImageConfig, n: int):
     """The targets of ``frame`` seen through the training ``view``: ``[n]`` multi-hot (frame) or ``[n, g, g]``."""
     if cfg.target == "frame":
-        targets = torch.zeros(n)
-        targets[frame.classes] = 1.0
-        return targets
+        return _multi_hot(frame.classes, n)
     centres = (torch.arange(grid) + 0.5) * image_cfg.size / grid  # in the crop, resized pixels
     xs = (centres.flip(0) if view.flip else centres) + view.left  # a flipped crop's column j shows column g-1-j
     return _cell_targets(frame.classes, frame.boxes, xs / frame.scale, (centres + view.top) / frame.scale, n)
@@ -213,12 +218,11 @@ def _exact_match(trunk, head, synth: SynthConfig, image_cfg, cfg: PretrainConfig
     for start in range(cfg.images, cfg.images + cfg.held_out, cfg.batch_size):
         frames = [render_frame(synth, i) for i in range(start, min(start + cfg.batch_size, cfg.images + cfg.held_out))]
         images = torch.stack([transform(image) for image, _, _ in frames])
+        n = synth.num_classes
         if cfg.target == "frame":
-            targets = torch.zeros(len(frames), synth.num_classes)
-            for row, (_, classes, _) in enumerate(frames):
-                targets[row, classes] = 1.0
+            targets = torch.stack([_multi_hot(c, n) for _, c, _ in frames])
         else:
-            targets = torch.stack([_cell_targets(c, b, centres, centres, synth.num_classes) for _, c, b in frames])
+            targets = torch.stack([_cell_targets(c, b, centres, centres, n) for _, c, b in frames])
         predicted = _logits(head, trunk(images), cfg.target) > 0
         hits.append((predicted == targets.bool()).all(dim=1).flatten())
     return float(torch.cat(hits).double().mean())

@@ -79,6 +79,12 @@ def _spectrograms(net, synth: SynthConfig, indices: range) -> tuple[torch.Tensor
     return torch.cat([net.spectrogram(chunk) for chunk in waves.split(256)]), labels
 
 
+def _logits(trunk: torch.nn.Module, head: torch.nn.Linear, specs: torch.Tensor) -> torch.Tensor:
+    """Class logits ``[N, classes]`` of the trunk's features max-pooled over time and frequency, as the model pools
+    them (`AVLocalizer.audio_heads`)."""
+    return head(trunk(specs).amax(dim=(2, 3)))
+
+
 def pretrain_audio_trunk(
     synth: SynthConfig, model: str, cfg: AudioPretrainConfig, out: str | Path, seed: int = 0, progress: bool = True
 ) -> Path:
@@ -101,7 +107,7 @@ def pretrain_audio_trunk(
         order = torch.randperm(cfg.clips, generator=generator)
         for start in range(0, cfg.clips - cfg.batch_size + 1, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
-            loss = F.cross_entropy(head(trunk(specs[idx]).amax(dim=(2, 3))), labels[idx])
+            loss = F.cross_entropy(_logits(trunk, head, specs[idx]), labels[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -120,5 +126,5 @@ def _accuracy(net, head, synth: SynthConfig, cfg: AudioPretrainConfig) -> float 
         return None
     trunk = net.audnet.eval()
     specs, labels = _spectrograms(net, synth, range(cfg.clips, cfg.clips + cfg.held_out))
-    predicted = torch.cat([head(trunk(chunk).amax(dim=(2, 3))).argmax(dim=1) for chunk in specs.split(cfg.batch_size)])
+    predicted = torch.cat([_logits(trunk, head, chunk).argmax(dim=1) for chunk in specs.split(cfg.batch_size)])
     return float((predicted == labels).double().mean())

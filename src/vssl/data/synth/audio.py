@@ -28,9 +28,20 @@ def render_track(
     if track == "offscreen":  # the sound of a class absent from the frame (none absent: the pair stays audible)
         heard, track = (int(layout_rng.choice(absent)), track) if absent else (label, "audible")
     level_db = cfg.level_db if track in ("audible", "offscreen") else cfg.inaudible_db
-    sound = SYNTH_CLASSES[heard]
-    waveform = render_audio(
-        audio_rng,
+    waveform = class_sound(cfg, audio_rng, heard, level_db)
+    if track == "muted":
+        waveform = np.zeros_like(waveform)
+    elif track == "noisy":
+        waveform = np.clip(waveform + _broadband(audio_rng, len(waveform), cfg.noisy_db), -1.0, 1.0)
+    return waveform, track
+
+
+def class_sound(cfg: SynthConfig, rng: np.random.Generator, cls: int, level_db: tuple[float, float]) -> np.ndarray:
+    """Class ``cls``'s sound at a peak level drawn from ``level_db``, over the config's ambience, ``cfg.duration``
+    long at ``cfg.sample_rate``: float32 ``[N]`` in [-1, 1], drawn from ``rng``."""
+    sound = SYNTH_CLASSES[cls]
+    return render_audio(
+        rng,
         sound.sound,
         sound.params,
         level_db,
@@ -38,11 +49,6 @@ def render_track(
         sample_rate=cfg.sample_rate,
         ambience_db=cfg.ambience_db,
     )
-    if track == "muted":
-        waveform = np.zeros_like(waveform)
-    elif track == "noisy":
-        waveform = np.clip(waveform + _broadband(audio_rng, len(waveform), cfg.noisy_db), -1.0, 1.0)
-    return waveform, track
 
 
 def _track_kind(cfg: SynthConfig, u: float) -> str:

@@ -8,10 +8,9 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from vssl.data.synth.audio import render_track
+from vssl.data.synth.audio import class_sound, render_track
 from vssl.data.synth.config import AUDIO_PRETRAIN_STREAM, PRETRAIN_STREAM, SPLITS, SYNTH_CLASSES, SynthConfig
 from vssl.data.synth.image import render_image, tight_box
-from vssl.data.synth.sounds import render_audio
 from vssl.errors import DatasetError
 
 
@@ -58,17 +57,8 @@ def render_sound(cfg: SynthConfig, index: int, stream: int = AUDIO_PRETRAIN_STRE
     track of the splits is made, and its class (``index % num_classes``, balanced): the clips of the demo's
     audio pretraining. ``stream`` keeps its seeds apart from every split's and from the frames'."""
     label = index % cfg.num_classes
-    sound = SYNTH_CLASSES[label]
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, stream, index]))
-    waveform = render_audio(
-        rng,
-        sound.sound,
-        sound.params,
-        cfg.level_db,
-        duration=cfg.duration,
-        sample_rate=cfg.sample_rate,
-        ambience_db=cfg.ambience_db,
-    )
+    waveform = class_sound(cfg, rng, label, cfg.level_db)
     return waveform, label
 
 
