@@ -53,6 +53,10 @@ def test_a_trunk_of_another_shape_is_refused_by_name(tmp_path):
         init_image_trunk(create_model("small"), str(tmp_path / "test.safetensors"))
     with pytest.raises(ConfigError, match="is not a file"):
         init_image_trunk(create_model("test"), str(tmp_path / "missing.safetensors"))
+    (tmp_path / "damaged.safetensors").write_bytes(b"garbage")
+    for init, key in ((init_image_trunk, "image_init"), (init_audio_trunk, "audio_init")):
+        with pytest.raises(ConfigError, match=f"{key}: .*damaged.safetensors is not a readable safetensors file"):
+            init(create_model("test"), str(tmp_path / "damaged.safetensors"))
 
 
 @pytest.mark.parametrize("target", ["cells", "frame"])

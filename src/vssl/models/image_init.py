@@ -45,7 +45,10 @@ def read_trunk_file(path: Path, key: str = "image_init") -> dict[str, torch.Tens
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(path)
+        try:
+            return load_file(path)
+        except Exception as exc:  # safetensors raises its own error (or OSError) on damaged bytes
+            raise ConfigError(f"{key}: {path} is not a readable safetensors file ({exc})") from exc
     state = load_torch_file(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"{key}: {path} does not hold a state dict (names -> tensors)")
