@@ -58,6 +58,9 @@ class SSLSaNConfig:
     """cosine gap required between the positive map's peak and every location of a negative map"""
     lift_positive: bool = False
     """the flatness hinge also pushes the positive peak up (see the module docstring)"""
+    flatness_floor: bool = True
+    """(ours) the flatness hinge stops pushing a negative map once its peak is below ``level - margin`` (see the
+    module docstring)"""
     level_weight: float = 1.0
     """(ours) weight of the level anchor (0 disables it; see the module docstring)"""
     level_positives: bool = False
@@ -97,7 +100,10 @@ class SSLSaN(torch.nn.Module):
         pos_peaks = out.positive_maps.flatten(1).amax(dim=-1)  # [B] cosine peak of each image with its own audio
         if self.cfg.flatness_weight > 0 and neg_peaks.numel():
             bar = pos_peaks[:, None] if self.cfg.lift_positive else pos_peaks[:, None].detach()
-            flatness = F.relu(neg_peaks - bar + self.cfg.margin).mean()
+            ceiling = bar - self.cfg.margin
+            if self.cfg.flatness_floor:
+                ceiling = ceiling.clamp(min=self.cfg.level - self.cfg.margin)
+            flatness = F.relu(neg_peaks - ceiling).mean()
             loss = loss + self.cfg.flatness_weight * flatness
             parts["flatness_loss"] = flatness.detach()
         if self.cfg.level_weight > 0:
