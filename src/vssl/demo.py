@@ -28,7 +28,7 @@ from vssl.devices import require_device
 from vssl.errors import ConfigError
 from vssl.evaluation import report as R
 from vssl.evaluation.maps import compute_maps
-from vssl.evaluation.protocol import PROTOCOL, calibrate_from, evaluate
+from vssl.evaluation.protocol import HEADLINE_THRESHOLD, PROTOCOL, calibrate_from, evaluate
 from vssl.models.objectives import METHODS, ObjectiveConfig
 from vssl.models.objectives.sslsan import SSLSaNConfig
 from vssl.models.registry import method_model_size
@@ -174,7 +174,8 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
         save_release(model.cpu(), out / "models" / name, extra={"calibration": calibration, "training": to_dict(tcfg)})
         title = f"{name} ({objective.name})"
         R.maxima_histogram(maps["test"], thresholds, title, out / "figures" / f"{name}_maxima.png")
-        R.example_grid(maps["test"], title, out / "figures" / f"{name}_examples.png")
+        examples = out / "figures" / f"{name}_examples.png"
+        R.example_grid(maps["test"], title, examples, threshold=thresholds[HEADLINE_THRESHOLD])
         timing[f"eval_{name}_s"] = time.perf_counter() - t0
         log.info("%s: %s", name, {k: methods[name][k] for k in ("ap50", "f_pos_neg", "separability")})
     report = {

@@ -55,10 +55,14 @@ def maxima_histogram(run: EvalMaps, thresholds: dict[str, float], title: str, pa
     return _save(fig, path)
 
 
-def example_grid(run: EvalMaps, title: str, path: Path, count: int = 4) -> Path:
+def example_grid(run: EvalMaps, title: str, path: Path, count: int = 4, threshold: float | None = None) -> Path:
     """Rows of examples; columns = the frame (the sounding object's box in green, silent objects' in white), then
     the map under each condition, and under the first unseen noise family if any, on the fixed (cos+1)/2 scale
-    [0, 1] (a map that stays dark is dark here; no per-map stretching)."""
+    [0, 1] (a map that stays dark is dark here; no per-map stretching).
+
+    ``threshold``: the model's calibrated threshold on that scale. Each map then shows where it passes it (a white
+    contour: what the model reports as the source) and its title whether the model reports a source at all or
+    abstains (maximum below the threshold)."""
     count = min(count, len(run.items))
     columns = [(cond, run.maps[cond]) for cond in CONDITIONS]
     columns += [(f"{family} (unseen)", maps) for family, maps in list(run.unseen.items())[:1]]
@@ -80,7 +84,12 @@ def example_grid(run: EvalMaps, title: str, path: Path, count: int = 4) -> Path:
         for col, (name, maps) in enumerate(columns, start=1):
             unit = to_unit_scale(upsample(maps[row : row + 1]))[0]  # repeat 0 of repeat-major maps
             image = axes[row, col].imshow(unit.numpy(), vmin=0.0, vmax=1.0, cmap="jet")
-            axes[row, col].set_title(f"{name}\nmin {unit.min():.2f} max {unit.max():.2f}", fontsize=7)
+            label = f"{name}\nmin {unit.min():.2f} max {unit.max():.2f}"
+            if threshold is not None:
+                if unit.max() > threshold:
+                    axes[row, col].contour(unit.numpy(), levels=[threshold], colors="white", linewidths=1.2)
+                label += " source" if unit.max() > threshold else " abstains"
+            axes[row, col].set_title(label, fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])

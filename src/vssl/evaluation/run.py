@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from vssl.config import to_dict
 from vssl.data.formats import read_items
 from vssl.data.items import AVItem
@@ -32,6 +34,7 @@ from vssl.evaluation.ogl_maps import object_maps, with_ogl
 from vssl.evaluation.protocol import calibrate_from, full_result, protocol_of
 from vssl.evaluation.scoring import ScoreConfig
 from vssl.evaluation.thresholds import PUBLISHED_PREFIX, published_thresholds
+from vssl.maps import MapScale
 from vssl.models.localizer import AVLocalizer
 from vssl.models.release import load_model, read_release_config, update_release_config
 
@@ -260,7 +263,8 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
     name = Path(cfg.model).name or cfg.model
     R.maxima_histogram(run, thresholds, name, out / "figures" / "maxima.png")
     R.threshold_curves_figure(run, thresholds, cfg.score, name, out / "figures" / "threshold_curves.png")
-    R.example_grid(run, name, out / "figures" / "examples.png", count=cfg.examples)
+    shown = MapScale.of(cfg.score.threshold_scale).convert(torch.tensor(thresholds[cfg.score.rule]), MapScale.UNIT)
+    R.example_grid(run, name, out / "figures" / "examples.png", count=cfg.examples, threshold=float(shown))
     if cfg.write_calibration:
         calibration = {
             "thresholds": thresholds,
