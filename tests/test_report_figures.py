@@ -30,8 +30,8 @@ def grid_axes(tmp_path, monkeypatch, threshold: float | None) -> list[plt.Axes]:
 def test_example_grid_marks_the_reported_source_and_the_abstentions(tmp_path, monkeypatch):
     axes = grid_axes(tmp_path, monkeypatch, threshold=0.6)
     titles = [ax.get_title() for ax in axes]
-    assert titles[0].endswith("max 0.90 source")
-    assert all(t.endswith("max 0.25 abstains") for t in titles[1:])
+    assert titles[0].endswith("max 0.90\nsource")
+    assert all(t.endswith("max 0.25\nabstains") for t in titles[1:])
     contours = [len(ax.collections) for ax in axes]  # the contour where the map passes the threshold
     assert contours[0] > 0 and contours[1:] == [0, 0, 0]
 

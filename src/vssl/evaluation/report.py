@@ -88,7 +88,7 @@ def example_grid(run: EvalMaps, title: str, path: Path, count: int = 4, threshol
             if threshold is not None:
                 if unit.max() > threshold:
                     axes[row, col].contour(unit.numpy(), levels=[threshold], colors="white", linewidths=1.2)
-                label += " source" if unit.max() > threshold else " abstains"
+                label += "\nsource" if unit.max() > threshold else "\nabstains"
             axes[row, col].set_title(label, fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
