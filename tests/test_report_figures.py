@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import pytest
 import torch
 from PIL import Image
 
@@ -39,3 +40,9 @@ def test_example_grid_marks_the_reported_source_and_the_abstentions(tmp_path, mo
 def test_example_grid_without_a_threshold_decides_nothing(tmp_path, monkeypatch):
     axes = grid_axes(tmp_path, monkeypatch, threshold=None)
     assert all(not ax.collections and not ax.get_title().endswith(("source", "abstains")) for ax in axes)
+
+
+def test_thresholds_are_drawn_on_the_figures_scale():
+    """An LVS-family threshold on the cosine scale lands where (cos+1)/2 maps put it; unit thresholds stay."""
+    assert R.unit_thresholds({"maxq3": 0.3, "max": -0.2}, "cosine") == pytest.approx({"maxq3": 0.65, "max": 0.4})
+    assert R.unit_thresholds({"maxq3": 0.7}, "unit") == {"maxq3": 0.7}

@@ -23,7 +23,7 @@ from vssl.evaluation import gt as G  # noqa: E402
 from vssl.evaluation.maps import CONDITIONS, NEGATIVES, EvalMaps  # noqa: E402
 from vssl.evaluation.protocol import HEADLINE_THRESHOLD  # noqa: E402
 from vssl.evaluation.scoring import POSITIVE_PROTOCOLS, PerSample, ScoreConfig, threshold_curves  # noqa: E402
-from vssl.maps import peak, to_unit_scale, upsample
+from vssl.maps import MapScale, peak, to_unit_scale, upsample
 from vssl.vision import load_image  # noqa: E402
 
 COLORS = {"positive": "tab:green", "silence": "tab:gray", "noise": "tab:orange", "offscreen": "tab:purple"}
@@ -37,6 +37,13 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=110, bbox_inches="tight"))
     plt.close(fig)
     return path
+
+
+def unit_thresholds(thresholds: dict[str, float], scale: str) -> dict[str, float]:
+    """Thresholds given on ``scale`` (`vssl.maps.MapScale`: ``unit`` or ``cosine``, LVS's) -> on (cos+1)/2, the
+    scale `maxima_histogram` and `example_grid` draw on."""
+    given = MapScale.of(scale)
+    return {k: float(given.convert(torch.tensor(v, dtype=torch.float64), MapScale.UNIT)) for k, v in thresholds.items()}
 
 
 def maxima_histogram(run: EvalMaps, thresholds: dict[str, float], title: str, path: Path) -> Path:
@@ -86,9 +93,10 @@ def example_grid(run: EvalMaps, title: str, path: Path, count: int = 4, threshol
             image = axes[row, col].imshow(unit.numpy(), vmin=0.0, vmax=1.0, cmap="jet")
             label = f"{name}\nmin {unit.min():.2f} max {unit.max():.2f}"
             if threshold is not None:
-                if unit.max() > threshold:
+                source = bool(unit.max() > threshold)
+                if source:
                     axes[row, col].contour(unit.numpy(), levels=[threshold], colors="white", linewidths=1.2)
-                label += "\nsource" if unit.max() > threshold else "\nabstains"
+                label += "\nsource" if source else "\nabstains"
             axes[row, col].set_title(label, fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])

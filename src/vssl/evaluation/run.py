@@ -21,8 +21,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from vssl.config import to_dict
 from vssl.data.formats import read_items
 from vssl.data.items import AVItem
@@ -34,7 +32,6 @@ from vssl.evaluation.ogl_maps import object_maps, with_ogl
 from vssl.evaluation.protocol import calibrate_from, full_result, protocol_of
 from vssl.evaluation.scoring import ScoreConfig
 from vssl.evaluation.thresholds import PUBLISHED_PREFIX, published_thresholds
-from vssl.maps import MapScale
 from vssl.models.localizer import AVLocalizer
 from vssl.models.release import load_model, read_release_config, update_release_config
 
@@ -261,10 +258,10 @@ def run_eval(cfg: EvalConfig, out: str | Path, progress: bool = True) -> dict[st
     R.write_eval_markdown(out / "report.md", report)
     R.write_per_sample_csv(out / "per_sample.csv", run, per)
     name = Path(cfg.model).name or cfg.model
-    R.maxima_histogram(run, thresholds, name, out / "figures" / "maxima.png")
+    shown = R.unit_thresholds(thresholds, cfg.score.threshold_scale)  # the scale of the maxima and example maps
+    R.maxima_histogram(run, shown, name, out / "figures" / "maxima.png")
     R.threshold_curves_figure(run, thresholds, cfg.score, name, out / "figures" / "threshold_curves.png")
-    shown = MapScale.of(cfg.score.threshold_scale).convert(torch.tensor(thresholds[cfg.score.rule]), MapScale.UNIT)
-    R.example_grid(run, name, out / "figures" / "examples.png", count=cfg.examples, threshold=float(shown))
+    R.example_grid(run, name, out / "figures" / "examples.png", count=cfg.examples, threshold=shown[cfg.score.rule])
     if cfg.write_calibration:
         calibration = {
             "thresholds": thresholds,
